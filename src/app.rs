@@ -1,0 +1,100 @@
+//! The HTTP service: builds the axum router and the shared state, binds, and serves with
+//! graceful shutdown. This module (and its children) is the only place that turns outcomes
+//! into status codes.
+
+mod alexa_endpoint;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use crate::alexa::chain::ChainStore;
+use crate::alexa::verify::{Mode, RequestVerifier};
+use crate::clock::Clock;
+use crate::config::{Settings, Verification};
+use crate::skill::Skill;
+
+/// Largest `/alexa` body accepted; Alexa's requests are a few KiB.
+pub const MAX_ALEXA_BODY_BYTES: usize = 128 * 1024;
+
+/// What every handler shares. Built per app, so two apps can run side by side in a test.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) verifier: Arc<RequestVerifier>,
+    pub(crate) skill: Arc<Skill>,
+}
+
+/// A bound, ready-to-serve voxgate.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl App {
+    /// Builds the service from settings and binds its listener (port 0 picks a free port).
+    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let mode = match settings.verification {
+            Verification::Enforce { roots, source } => {
+                Mode::Enforce(ChainStore::new(roots, source)?)
+            }
+            Verification::InsecureSkip => {
+                warn!(
+                    "request verification is OFF (--insecure-skip-verification): anyone who can \
+                     reach {} can act as Alexa; use this only with local test tools",
+                    settings.listen
+                );
+                Mode::InsecureSkip
+            }
+        };
+        let skill_ids = settings
+            .skill_ids
+            .iter()
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        let state = AppState {
+            verifier: Arc::new(RequestVerifier::new(mode, skill_ids, clock)),
+            skill: Arc::new(Skill::new()),
+        };
+        let router = Router::new()
+            .route("/alexa", post(alexa_endpoint::handle))
+            .route("/healthz", get(healthz))
+            .layer(TraceLayer::new_for_http())
+            .with_state(state);
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}; choose another address with --listen (VOXGATE_LISTEN)",
+                settings.listen
+            )
+        })?;
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        info!(%addr, "voxgate listening on http://{addr}");
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}

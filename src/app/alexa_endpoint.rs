@@ -1,0 +1,60 @@
+//! `POST /alexa`: read the raw body (bounded), verify it, hand the parsed request to the
+//! skill, return its response. A request that fails verification gets a 400 with a short
+//! reason code and runs nothing.
+
+use axum::Json;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::{instrument, warn};
+
+use super::{AppState, MAX_ALEXA_BODY_BYTES};
+use crate::alexa::verify::SignatureHeaders;
+
+#[instrument(skip_all, fields(request_id))]
+pub(super) async fn handle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_ALEXA_BODY_BYTES as u64) {
+        return refuse("body-too-large", "request body is larger than 128 KiB");
+    }
+    // Bounded read: a body without (or lying about) Content-Length stops at the limit.
+    let Ok(bytes) = to_bytes(body, MAX_ALEXA_BODY_BYTES).await else {
+        return refuse(
+            "body-too-large",
+            "request body is larger than 128 KiB or unreadable",
+        );
+    };
+
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature_headers = SignatureHeaders {
+        cert_chain_url: text("signaturecertchainurl"),
+        signature_256: text("signature-256"),
+        signature_sha1: text("signature"),
+    };
+    let envelope = match state.verifier.verify(signature_headers, &bytes).await {
+        Ok(envelope) => envelope,
+        Err(error) => return refuse(error.reason(), &error.to_string()),
+    };
+    tracing::Span::current().record("request_id", envelope.request.request_id.as_str());
+
+    let response = state.skill.handle(&envelope).await;
+    Json(response).into_response()
+}
+
+fn refuse(reason: &'static str, detail: &str) -> Response {
+    warn!(reason, detail, "refused an /alexa request");
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": "request refused", "reason": reason})),
+    )
+        .into_response()
+}

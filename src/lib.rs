@@ -1,0 +1,15 @@
+//! voxgate: the backend of an Alexa custom skill for cloud operations.
+//!
+//! The crate is one library with a thin binary (`src/main.rs`). Module boundaries follow
+//! `DESIGN.md`: [`alexa`] speaks the wire protocol and knows nothing of AWS or storage,
+//! [`skill`] turns requests into spoken answers, [`app`] is the only place that knows HTTP
+//! status codes, and [`config`] is the only reader of the environment.
+#![forbid(unsafe_code)]
+
+pub mod alexa;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod skill;
+pub mod telemetry;

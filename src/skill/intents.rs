@@ -1,0 +1,85 @@
+//! The intents voxgate understands. This list and `interaction-model/*.json` must agree in
+//! both directions (a test checks it): an intent in the model without a handler would
+//! leave a person talking to nothing, a handler without an intent is dead code.
+
+/// Every intent of the interaction model, each with a handler in [`super::router`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntentName {
+    /// "help", "what can you do".
+    Help,
+    /// "stop".
+    Stop,
+    /// "cancel".
+    Cancel,
+    /// Anything the model cannot place.
+    Fallback,
+    /// "go home" on devices with a screen.
+    NavigateHome,
+    /// The person speaks the one-time code from the companion app.
+    VerifyCode,
+}
+
+/// A slot an intent expects in the interaction model: name and slot type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotSpec {
+    /// Slot name as in the model.
+    pub name: &'static str,
+    /// Slot type, e.g. `AMAZON.NUMBER`.
+    pub slot_type: &'static str,
+}
+
+/// The slot of [`IntentName::VerifyCode`] that carries the spoken code.
+pub const CODE_SLOT: &str = "code";
+
+impl IntentName {
+    /// Every intent, in model order.
+    pub const ALL: &'static [IntentName] = &[
+        Self::Help,
+        Self::Stop,
+        Self::Cancel,
+        Self::Fallback,
+        Self::NavigateHome,
+        Self::VerifyCode,
+    ];
+
+    /// The name as it appears in the interaction model and in requests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Help => "AMAZON.HelpIntent",
+            Self::Stop => "AMAZON.StopIntent",
+            Self::Cancel => "AMAZON.CancelIntent",
+            Self::Fallback => "AMAZON.FallbackIntent",
+            Self::NavigateHome => "AMAZON.NavigateHomeIntent",
+            Self::VerifyCode => "VerifyCodeIntent",
+        }
+    }
+
+    /// The intent with this name, if voxgate knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|i| i.as_str() == name)
+    }
+
+    /// The slots the handler reads; the model must declare exactly these.
+    pub fn slots(self) -> &'static [SlotSpec] {
+        match self {
+            Self::VerifyCode => &[SlotSpec {
+                name: CODE_SLOT,
+                slot_type: "AMAZON.NUMBER",
+            }],
+            Self::Help | Self::Stop | Self::Cancel | Self::Fallback | Self::NavigateHome => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for intent in IntentName::ALL {
+            assert_eq!(IntentName::from_name(intent.as_str()), Some(*intent));
+        }
+        assert_eq!(IntentName::from_name("AMAZON.PauseIntent"), None);
+    }
+}

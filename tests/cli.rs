@@ -1,0 +1,224 @@
+//! The `voxgate` binary as an operator runs it: help, start-up errors that say what to
+//! set, serving, and a graceful stop.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn voxgate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    // Only what the test sets: no VOXGATE_* from the developer's shell.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VOXGATE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = voxgate();
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_every_serve_setting_with_its_environment_twin() {
+    let (code, out, _) = run(&["serve", "--help"], &[]);
+    assert_eq!(code, 0);
+    for (flag, env) in [
+        ("--listen", "VOXGATE_LISTEN"),
+        ("--skill-id", "VOXGATE_SKILL_ID"),
+        (
+            "--insecure-skip-verification",
+            "VOXGATE_INSECURE_SKIP_VERIFICATION",
+        ),
+        ("--alexa-trust-roots", "VOXGATE_ALEXA_TRUST_ROOTS"),
+        ("--alexa-cert-dir", "VOXGATE_ALEXA_CERT_DIR"),
+    ] {
+        assert!(
+            out.contains(flag) && out.contains(env),
+            "{flag} / {env} missing:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("127.0.0.1:8080"),
+        "default listen address shown"
+    );
+    let (code, out, _) = run(&["--help"], &[]);
+    assert_eq!(code, 0);
+    assert!(out.contains("serve"));
+}
+
+#[test]
+fn serve_without_a_skill_id_says_what_to_set() {
+    let (code, _, err) = run(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("--skill-id") && err.contains("VOXGATE_SKILL_ID"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_malformed_skill_id_is_refused() {
+    let (code, _, err) = run(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("VOXGATE_SKILL_ID", "my-skill")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("'my-skill' is not an Alexa skill id"), "{err}");
+}
+
+#[test]
+fn skipping_verification_off_loopback_is_refused() {
+    let (code, _, err) = run(
+        &["serve", "--listen", "0.0.0.0:0"],
+        &[("VOXGATE_INSECURE_SKIP_VERIFICATION", "true")],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("only allowed on a loopback address"), "{err}");
+}
+
+#[test]
+fn an_unusable_trust_roots_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("roots.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for path in [not_pem.to_str().unwrap(), "/nonexistent/roots.pem"] {
+        let (code, _, err) = run(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--alexa-trust-roots",
+                path,
+            ],
+            &[(
+                "VOXGATE_SKILL_ID",
+                "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+            )],
+        );
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("trust roots file") && err.contains(path),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_cert_dir_is_refused() {
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--alexa-cert-dir",
+            "/nonexistent/certs",
+        ],
+        &[(
+            "VOXGATE_SKILL_ID",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+        )],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("/nonexistent/certs"), "{err}");
+}
+
+#[test]
+fn an_address_in_use_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(
+        &["serve", "--listen", &addr],
+        &[(
+            "VOXGATE_SKILL_ID",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+        )],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot listen on") && err.contains("--listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_runs_warns_when_insecure_and_stops_gracefully() {
+    let mut child = voxgate()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut warned = false;
+    let mut addr = None;
+    while addr.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        warned |= line.contains("verification is OFF");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    let addr = addr.expect("voxgate reports the address it bound");
+    assert!(warned, "a loud warning when verification is skipped");
+
+    let body = reqwest::blocking_get(&format!("http://{addr}/healthz"));
+    assert!(body.contains("\"ok\""), "{body}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "graceful stop exits 0, got {status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "voxgate did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A tiny blocking GET over a plain TCP socket (the test has no async runtime).
+mod reqwest {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub fn blocking_get(url: &str) -> String {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+}

@@ -1,0 +1,302 @@
+//! Shared test harness: a private PKI shaped like Amazon's (root → intermediate → RSA
+//! signing certificate for echo-api.amazon.com), request signing, and a voxgate spawned on
+//! port 0 with a clock the test controls.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_RSA_SHA256, SigningKey as _,
+};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+use tokio::sync::oneshot;
+use voxgate::app::App;
+use voxgate::clock::ManualClock;
+use voxgate::config::ServeArgs;
+
+/// The skill id the test server accepts (and the fixtures carry).
+pub const SKILL_ID: &str = "amzn1.ask.skill.11111111-2222-3333-4444-555555555555";
+/// A certificate URL of the shape Alexa sends.
+pub const CERT_URL: &str = "https://s3.amazonaws.com/echo.api/echo-api-cert-12.pem";
+
+/// Validity and names of the signing certificate.
+pub struct LeafOptions {
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub sans: Vec<String>,
+}
+
+impl Default for LeafOptions {
+    fn default() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self {
+            not_before: now - Duration::days(1),
+            not_after: now + Duration::days(30),
+            sans: vec!["echo-api.amazon.com".into()],
+        }
+    }
+}
+
+/// A root, an intermediate and a signing certificate with its key.
+pub struct Pki {
+    pub root_pem: String,
+    /// Signing certificate first, then the intermediate: what Alexa's URL serves.
+    pub chain_pem: String,
+    leaf_key: KeyPair,
+}
+
+fn rsa_key() -> KeyPair {
+    KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap()
+}
+
+fn ca_params(name: &str) -> CertificateParams {
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - Duration::days(365);
+    params.not_after = now + Duration::days(365);
+    params
+}
+
+impl Pki {
+    pub fn new(leaf: LeafOptions) -> Self {
+        let root_key = rsa_key();
+        let root_params = ca_params("voxgate test root");
+        let root_cert = root_params.self_signed(&root_key).unwrap();
+        let root = Issuer::new(root_params, root_key);
+
+        let intermediate_key = rsa_key();
+        let intermediate_params = ca_params("voxgate test intermediate");
+        let intermediate_cert = intermediate_params
+            .signed_by(&intermediate_key, &root)
+            .unwrap();
+        let intermediate = Issuer::new(intermediate_params, intermediate_key);
+
+        let leaf_key = rsa_key();
+        let mut params = CertificateParams::new(leaf.sans).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "echo-api.amazon.com");
+        params.is_ca = IsCa::NoCa;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = leaf.not_before;
+        params.not_after = leaf.not_after;
+        let leaf_cert = params.signed_by(&leaf_key, &intermediate).unwrap();
+
+        Self {
+            root_pem: root_cert.pem(),
+            chain_pem: format!("{}{}", leaf_cert.pem(), intermediate_cert.pem()),
+            leaf_key,
+        }
+    }
+
+    /// Base64 `Signature-256` of `body` (RSA PKCS#1 v1.5 over SHA-256).
+    pub fn sign(&self, body: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.leaf_key.sign(body).unwrap())
+    }
+
+    /// The headers Alexa sends with `body`.
+    pub fn headers(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+        vec![
+            ("SignatureCertChainUrl", CERT_URL.to_owned()),
+            ("Signature-256", self.sign(body)),
+        ]
+    }
+}
+
+/// A valid PKI shared by the tests that need nothing special (key generation is slow).
+pub static PKI: LazyLock<Pki> = LazyLock::new(|| Pki::new(LeafOptions::default()));
+
+/// The file name of a pre-fetched chain: hex SHA-256 of the URL as the `url` crate
+/// normalises it. Computed here independently of voxgate's own code.
+pub fn chain_file_name(url: &str) -> String {
+    let normalised = url::Url::parse(url).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, normalised.as_str().as_bytes());
+    format!("{}.pem", hex::encode(digest))
+}
+
+/// A voxgate serving on a free loopback port until dropped.
+pub struct TestServer {
+    pub base_url: String,
+    pub clock: ManualClock,
+    pub cert_dir: tempfile::TempDir,
+    _roots: tempfile::NamedTempFile,
+    shutdown: Option<oneshot::Sender<()>>,
+    http: reqwest::Client,
+}
+
+pub fn serve_args(roots: &Path, cert_dir: &Path) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        skill_ids: vec![SKILL_ID.to_owned()],
+        insecure_skip_verification: false,
+        alexa_trust_roots: Some(roots.to_owned()),
+        alexa_cert_dir: Some(cert_dir.to_owned()),
+    }
+}
+
+impl TestServer {
+    /// Trusts `pki`'s root and serves its chain for [`CERT_URL`].
+    pub async fn start(pki: &Pki) -> Self {
+        Self::start_with(pki, |_| {}).await
+    }
+
+    /// As [`TestServer::start`], with changed flags.
+    pub async fn start_with(pki: &Pki, tweak: impl FnOnce(&mut ServeArgs)) -> Self {
+        let roots = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(roots.path(), &pki.root_pem).unwrap();
+        let cert_dir = tempfile::tempdir().unwrap();
+        let mut args = serve_args(roots.path(), cert_dir.path());
+        tweak(&mut args);
+        let clock = ManualClock::starting_now();
+        let app = App::build(
+            args.into_settings().unwrap(),
+            std::sync::Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
+        let addr = app.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.serve(async {
+            let _ = rx.await;
+        }));
+        let server = Self {
+            base_url: format!("http://{addr}"),
+            clock,
+            cert_dir,
+            _roots: roots,
+            shutdown: Some(tx),
+            http: reqwest::Client::new(),
+        };
+        server.install_chain(CERT_URL, &pki.chain_pem);
+        server
+    }
+
+    /// Puts `chain_pem` where voxgate looks for the chain of `url`.
+    pub fn install_chain(&self, url: &str, chain_pem: &str) {
+        std::fs::write(self.cert_dir.path().join(chain_file_name(url)), chain_pem).unwrap();
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        use voxgate::clock::Clock as _;
+        self.clock.now()
+    }
+
+    /// POSTs `body` to `/alexa` with exactly these headers.
+    pub async fn post(&self, body: Vec<u8>, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/alexa", self.base_url))
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.body(body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// POSTs `body` signed by `pki`, as Alexa would.
+    pub async fn post_signed(&self, pki: &Pki, body: Vec<u8>) -> (u16, Value) {
+        let headers = pki.headers(&body);
+        self.post(body, &headers).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A request id no other request of this test run has.
+pub fn fresh_request_id() -> String {
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "amzn1.echo-api.request.test-{}-{}-{n}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    )
+}
+
+/// A fixture from `tests/fixtures/`, as JSON.
+pub fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(format!("{name}.json"));
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A fixture made current: timestamp `at`, a fresh request id.
+pub fn request_at(name: &str, at: OffsetDateTime) -> Value {
+    let mut body = fixture(name);
+    body["request"]["timestamp"] = Value::String(
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    );
+    body["request"]["requestId"] = Value::String(fresh_request_id());
+    body
+}
+
+/// An `IntentRequest` for `intent` with these slot values, at `at`.
+pub fn intent_at(intent: &str, slots: &[(&str, &str)], at: OffsetDateTime) -> Value {
+    let mut body = request_at("dialog-started", at);
+    let mut slot_map = serde_json::Map::new();
+    for (name, value) in slots {
+        slot_map.insert(
+            (*name).to_owned(),
+            serde_json::json!({"name": name, "value": value, "confirmationStatus": "NONE"}),
+        );
+    }
+    body["request"]["intent"] =
+        serde_json::json!({"name": intent, "confirmationStatus": "NONE", "slots": slot_map});
+    body
+}
+
+pub fn bytes(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap()
+}
+
+/// The spoken text of a response.
+pub fn speech(response: &Value) -> String {
+    let speech = &response["response"]["outputSpeech"];
+    speech["text"]
+        .as_str()
+        .or_else(|| speech["ssml"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}

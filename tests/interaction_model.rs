@@ -1,0 +1,129 @@
+//! The interaction model, the manifest and the router agree: every intent of the model has
+//! a handler, every handler has an intent, and their slots match.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+use voxgate::skill::IntentName;
+
+fn load(file: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("interaction-model")
+        .join(file);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn model_intents() -> BTreeMap<String, Value> {
+    load("en-US.json")["interactionModel"]["languageModel"]["intents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone()))
+        .collect()
+}
+
+#[test]
+fn model_and_router_name_the_same_intents() {
+    let model: BTreeSet<String> = model_intents().into_keys().collect();
+    let router: BTreeSet<String> = IntentName::ALL
+        .iter()
+        .map(|i| i.as_str().to_owned())
+        .collect();
+    let without_handler: Vec<_> = model.difference(&router).collect();
+    let without_intent: Vec<_> = router.difference(&model).collect();
+    assert!(
+        without_handler.is_empty(),
+        "in the model but not routed: {without_handler:?}"
+    );
+    assert!(
+        without_intent.is_empty(),
+        "routed but not in the model: {without_intent:?}"
+    );
+}
+
+#[test]
+fn model_and_router_agree_on_slots() {
+    let model = model_intents();
+    for intent in IntentName::ALL {
+        let declared: BTreeSet<(String, String)> = model[intent.as_str()]["slots"]
+            .as_array()
+            .map(|slots| {
+                slots
+                    .iter()
+                    .map(|s| {
+                        (
+                            s["name"].as_str().unwrap().to_owned(),
+                            s["type"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: BTreeSet<(String, String)> = intent
+            .slots()
+            .iter()
+            .map(|s| (s.name.to_owned(), s.slot_type.to_owned()))
+            .collect();
+        assert_eq!(declared, expected, "{}", intent.as_str());
+    }
+}
+
+#[test]
+fn samples_only_use_declared_slots_and_custom_intents_have_samples() {
+    for (name, intent) in model_intents() {
+        let slots: BTreeSet<String> = intent["slots"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .map(|s| s["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let samples = intent["samples"].as_array().unwrap();
+        if !name.starts_with("AMAZON.") {
+            assert!(!samples.is_empty(), "{name} needs sample utterances");
+        }
+        for sample in samples {
+            let sample = sample.as_str().unwrap();
+            for part in sample.split('{').skip(1) {
+                let slot = part.split('}').next().unwrap();
+                assert!(
+                    slots.contains(slot),
+                    "{name}: '{sample}' uses undeclared slot {slot}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_invocation_name_is_cloud_gate() {
+    let model = load("en-US.json");
+    assert_eq!(
+        model["interactionModel"]["languageModel"]["invocationName"],
+        "cloud gate"
+    );
+}
+
+#[test]
+fn the_manifest_points_at_an_https_alexa_endpoint() {
+    let manifest = load("skill.json");
+    let endpoint = &manifest["manifest"]["apis"]["custom"]["endpoint"];
+    let uri = endpoint["uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("https://") && uri.ends_with("/alexa"),
+        "{uri}"
+    );
+    assert_eq!(endpoint["sslCertificateType"], "Trusted");
+    let phrases =
+        manifest["manifest"]["publishingInformation"]["locales"]["en-US"]["examplePhrases"]
+            .as_array()
+            .unwrap();
+    assert!(
+        phrases
+            .iter()
+            .all(|p| p.as_str().unwrap().contains("cloud gate"))
+    );
+}

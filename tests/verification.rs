@@ -1,0 +1,416 @@
+//! Request verification through a real HTTP server: every rule of Amazon's list, each
+//! failure class on its own, and the success path end to end.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use time::Duration;
+
+/// Asserts a refusal: 400 with this reason code, and no skill answer in the body.
+fn assert_refused(result: &(u16, serde_json::Value), reason: &str) {
+    assert_eq!(result.0, 400, "expected a 400 for {reason}, got {result:?}");
+    assert_eq!(result.1["reason"], reason, "{result:?}");
+    assert!(
+        result.1.get("response").is_none(),
+        "a refused request runs nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_launch_request_is_answered() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let (status, response) = server.post_signed(&PKI, body).await;
+    assert_eq!(status, 200, "{response}");
+    assert!(
+        speech(&response).contains("What would you like to do"),
+        "{response}"
+    );
+    assert_eq!(response["response"]["shouldEndSession"], false);
+}
+
+#[tokio::test]
+async fn header_names_are_case_insensitive() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = vec![
+        ("SIGNATURECERTCHAINURL", CERT_URL.to_owned()),
+        ("signature-256", PKI.sign(&body)),
+    ];
+    let (status, response) = server.post(body, &headers).await;
+    assert_eq!(status, 200, "{response}");
+}
+
+#[tokio::test]
+async fn amazons_invalid_certificate_urls_are_refused() {
+    let server = TestServer::start(&PKI).await;
+    let cases = [
+        (
+            "http://s3.amazonaws.com/echo.api/echo-api-cert.pem",
+            "cert-url-scheme",
+        ),
+        (
+            "https://notamazon.com/echo.api/echo-api-cert.pem",
+            "cert-url-host",
+        ),
+        (
+            "https://s3.amazonaws.com/EcHo.aPi/echo-api-cert.pem",
+            "cert-url-path",
+        ),
+        (
+            "https://s3.amazonaws.com/invalid.path/echo-api-cert.pem",
+            "cert-url-path",
+        ),
+        (
+            "https://s3.amazonaws.com:563/echo.api/echo-api-cert.pem",
+            "cert-url-port",
+        ),
+        (
+            "https://s3.amazonaws.com/echo.api/../other/echo-api-cert.pem",
+            "cert-url-path",
+        ),
+        (
+            "https://user@s3.amazonaws.com/echo.api/echo-api-cert.pem",
+            "cert-url-credentials",
+        ),
+        (
+            "https://s3.amazonaws.com/echo.api/echo-api-cert.pem?v=1",
+            "cert-url-query",
+        ),
+        (
+            "s3.amazonaws.com/echo.api/echo-api-cert.pem",
+            "cert-url-malformed",
+        ),
+    ];
+    for (url, reason) in cases {
+        // A valid chain sits under the URL's name too, so only the URL rule can refuse it.
+        if url::Url::parse(url).is_ok() {
+            server.install_chain(url, &PKI.chain_pem);
+        }
+        let body = bytes(&request_at("launch", server.now()));
+        let headers = vec![
+            ("SignatureCertChainUrl", url.to_owned()),
+            ("Signature-256", PKI.sign(&body)),
+        ];
+        let result = server.post(body, &headers).await;
+        assert_refused(&result, reason);
+    }
+}
+
+#[tokio::test]
+async fn amazons_valid_certificate_url_variants_are_accepted() {
+    let server = TestServer::start(&PKI).await;
+    let variants = [
+        "https://s3.amazonaws.com/echo.api/echo-api-cert.pem",
+        "https://s3.amazonaws.com:443/echo.api/echo-api-cert.pem",
+        "https://s3.amazonaws.com/echo.api/../echo.api/echo-api-cert.pem",
+        "HTTPS://s3.amazonaws.com/echo.api/echo-api-cert.pem",
+        "https://S3.AMAZONAWS.COM/echo.api/echo-api-cert.pem",
+    ];
+    // All normalise to the first URL, so one pre-fetched file serves them all.
+    server.install_chain(variants[0], &PKI.chain_pem);
+    for url in variants {
+        let body = bytes(&request_at("launch", server.now()));
+        let headers = vec![
+            ("SignatureCertChainUrl", url.to_owned()),
+            ("Signature-256", PKI.sign(&body)),
+        ];
+        let (status, response) = server.post(body, &headers).await;
+        assert_eq!(status, 200, "{url}: {response}");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_signing_certificate_is_refused() {
+    let now = time::OffsetDateTime::now_utc();
+    let expired = Pki::new(LeafOptions {
+        not_before: now - Duration::days(60),
+        not_after: now - Duration::days(1),
+        ..LeafOptions::default()
+    });
+    let server = TestServer::start(&expired).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&expired, body).await;
+    assert_refused(&result, "cert-expired");
+}
+
+#[tokio::test]
+async fn a_signing_certificate_not_yet_valid_is_refused() {
+    let now = time::OffsetDateTime::now_utc();
+    let early = Pki::new(LeafOptions {
+        not_before: now + Duration::days(1),
+        not_after: now + Duration::days(30),
+        ..LeafOptions::default()
+    });
+    let server = TestServer::start(&early).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&early, body).await;
+    assert_refused(&result, "cert-expired");
+}
+
+#[tokio::test]
+async fn a_cached_chain_is_rechecked_on_every_use() {
+    let now = time::OffsetDateTime::now_utc();
+    let short_lived = Pki::new(LeafOptions {
+        not_before: now - Duration::days(1),
+        not_after: now + Duration::minutes(10),
+        ..LeafOptions::default()
+    });
+    let server = TestServer::start(&short_lived).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let (status, _) = server.post_signed(&short_lived, body).await;
+    assert_eq!(status, 200, "valid while the certificate is");
+
+    // Twenty minutes later the same (cached) certificate has expired.
+    server.clock.advance(Duration::minutes(20));
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&short_lived, body).await;
+    assert_refused(&result, "cert-expired");
+}
+
+#[tokio::test]
+async fn a_signing_certificate_without_the_echo_api_san_is_refused() {
+    let wrong_name = Pki::new(LeafOptions {
+        sans: vec![
+            "echo-api.amazon.com.evil.example".into(),
+            "evil.example".into(),
+        ],
+        ..LeafOptions::default()
+    });
+    let server = TestServer::start(&wrong_name).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&wrong_name, body).await;
+    assert_refused(&result, "cert-wrong-san");
+}
+
+#[tokio::test]
+async fn a_chain_to_an_untrusted_root_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let stranger = Pki::new(LeafOptions::default());
+    server.install_chain(CERT_URL, &stranger.chain_pem);
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&stranger, body).await;
+    assert_refused(&result, "cert-untrusted");
+}
+
+#[tokio::test]
+async fn a_signature_over_other_bytes_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = PKI.headers(&body);
+    // One byte changed after signing: a space added inside the JSON.
+    let mut tampered = body.clone();
+    tampered.insert(1, b' ');
+    let result = server.post(tampered, &headers).await;
+    assert_refused(&result, "bad-signature");
+}
+
+#[tokio::test]
+async fn a_signature_by_another_key_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let other = Pki::new(LeafOptions::default());
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = vec![
+        ("SignatureCertChainUrl", CERT_URL.to_owned()),
+        ("Signature-256", other.sign(&body)),
+    ];
+    let result = server.post(body, &headers).await;
+    assert_refused(&result, "bad-signature");
+}
+
+#[tokio::test]
+async fn the_sha1_signature_alone_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = vec![
+        ("SignatureCertChainUrl", CERT_URL.to_owned()),
+        // Even a value that would verify under SHA-256 is not accepted in this header.
+        ("Signature", PKI.sign(&body)),
+    ];
+    let result = server.post(body, &headers).await;
+    assert_refused(&result, "sha1-signature-only");
+}
+
+#[tokio::test]
+async fn missing_signature_headers_are_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let no_url = vec![("Signature-256", PKI.sign(&body))];
+    let result = server.post(body.clone(), &no_url).await;
+    assert_refused(&result, "missing-cert-url");
+
+    let no_signature = vec![("SignatureCertChainUrl", CERT_URL.to_owned())];
+    let result = server.post(body.clone(), &no_signature).await;
+    assert_refused(&result, "missing-signature");
+
+    let result = server.post(body, &[]).await;
+    assert_refused(&result, "missing-cert-url");
+}
+
+#[tokio::test]
+async fn a_signature_that_is_not_base64_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = vec![
+        ("SignatureCertChainUrl", CERT_URL.to_owned()),
+        ("Signature-256", "not base64 at all!".to_owned()),
+    ];
+    let result = server.post(body, &headers).await;
+    assert_refused(&result, "signature-encoding");
+}
+
+#[tokio::test]
+async fn a_url_with_no_prefetched_chain_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let headers = vec![
+        (
+            "SignatureCertChainUrl",
+            "https://s3.amazonaws.com/echo.api/never-fetched.pem".to_owned(),
+        ),
+        ("Signature-256", PKI.sign(&body)),
+    ];
+    let result = server.post(body, &headers).await;
+    assert_refused(&result, "cert-not-prefetched");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_chain_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    server.install_chain(CERT_URL, "this is not PEM");
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&PKI, body).await;
+    assert_refused(&result, "cert-unreadable");
+}
+
+#[tokio::test]
+async fn stale_and_future_timestamps_are_refused_and_the_edges_accepted() {
+    let server = TestServer::start(&PKI).await;
+    let now = server.now();
+
+    let stale = bytes(&request_at("launch", now - Duration::seconds(151)));
+    assert_refused(&server.post_signed(&PKI, stale).await, "stale-timestamp");
+
+    let future = bytes(&request_at("launch", now + Duration::seconds(151)));
+    assert_refused(&server.post_signed(&PKI, future).await, "future-timestamp");
+
+    for offset in [-149, 149] {
+        let body = bytes(&request_at("launch", now + Duration::seconds(offset)));
+        let (status, response) = server.post_signed(&PKI, body).await;
+        assert_eq!(status, 200, "{offset} s: {response}");
+    }
+}
+
+#[tokio::test]
+async fn skill_events_may_be_up_to_an_hour_old() {
+    let server = TestServer::start(&PKI).await;
+    let now = server.now();
+
+    let late = bytes(&request_at(
+        "skill-event-enabled",
+        now - Duration::minutes(50),
+    ));
+    let (status, response) = server.post_signed(&PKI, late).await;
+    assert_eq!(status, 200, "{response}");
+
+    let too_late = bytes(&request_at(
+        "skill-event-enabled",
+        now - Duration::minutes(61),
+    ));
+    assert_refused(&server.post_signed(&PKI, too_late).await, "stale-timestamp");
+
+    // An ordinary request may not use the skill-event allowance.
+    let launch = bytes(&request_at("launch", now - Duration::minutes(50)));
+    assert_refused(&server.post_signed(&PKI, launch).await, "stale-timestamp");
+}
+
+#[tokio::test]
+async fn a_request_for_another_skill_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let mut body = request_at("launch", server.now());
+    let other = json!({"applicationId": "amzn1.ask.skill.99999999-0000-0000-0000-000000000000"});
+    body["session"]["application"] = other.clone();
+    body["context"]["System"]["application"] = other;
+    assert_refused(
+        &server.post_signed(&PKI, bytes(&body)).await,
+        "wrong-skill-id",
+    );
+}
+
+#[tokio::test]
+async fn context_and_session_must_both_name_the_skill() {
+    let server = TestServer::start(&PKI).await;
+    let mut body = request_at("launch", server.now());
+    body["session"]["application"] =
+        json!({"applicationId": "amzn1.ask.skill.99999999-0000-0000-0000-000000000000"});
+    assert_refused(
+        &server.post_signed(&PKI, bytes(&body)).await,
+        "wrong-skill-id",
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_request_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let (status, _) = server.post_signed(&PKI, body.clone()).await;
+    assert_eq!(status, 200);
+    assert_refused(&server.post_signed(&PKI, body).await, "replayed-request");
+}
+
+#[tokio::test]
+async fn a_refused_request_leaves_no_trace_in_the_replay_guard() {
+    let server = TestServer::start(&PKI).await;
+    let body = bytes(&request_at("launch", server.now()));
+    // Same request id, but refused (bad signature) first: the id must not be burnt.
+    let headers = vec![
+        ("SignatureCertChainUrl", CERT_URL.to_owned()),
+        ("Signature-256", PKI.sign(b"something else")),
+    ];
+    assert_refused(&server.post(body.clone(), &headers).await, "bad-signature");
+    let (status, response) = server.post_signed(&PKI, body).await;
+    assert_eq!(status, 200, "{response}");
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_a_request_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    for body in [b"{not json".to_vec(), br#"{"version":"1.0"}"#.to_vec()] {
+        assert_refused(&server.post_signed(&PKI, body).await, "malformed-request");
+    }
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_before_it_is_read() {
+    let server = TestServer::start(&PKI).await;
+    let body = vec![b' '; 129 * 1024];
+    let headers = PKI.headers(&body);
+    assert_refused(&server.post(body, &headers).await, "body-too-large");
+}
+
+#[tokio::test]
+async fn an_oversized_chunked_body_is_refused() {
+    let server = TestServer::start(&PKI).await;
+    // A streamed body has no Content-Length; the read stops at the limit.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(vec![b' '; 4096])).collect();
+    let response = reqwest::Client::new()
+        .post(format!("{}/alexa", server.base_url))
+        .header("SignatureCertChainUrl", CERT_URL)
+        .header("Signature-256", PKI.sign(b"x"))
+        .body(reqwest::Body::wrap_stream(futures_util_stream(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let json: serde_json::Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+    assert_eq!(json["reason"], "body-too-large");
+}
+
+fn futures_util_stream(
+    chunks: Vec<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    tokio_stream::iter(chunks)
+}
