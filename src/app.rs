@@ -18,8 +18,21 @@ use tracing::{info, warn};
 use crate::alexa::chain::ChainStore;
 use crate::alexa::verify::{Mode, RequestVerifier};
 use crate::clock::Clock;
+use crate::cloud::broker::Broker;
 use crate::config::{Settings, Verification};
+use crate::identity::{Identity, TokenVerifier};
 use crate::skill::Skill;
+use crate::store::Store;
+
+/// What the service is given rather than reads itself: the clock and the AWS SDK settings
+/// (voxgate's own identity, region and endpoint). Tests pass their own.
+#[derive(Clone)]
+pub struct Runtime {
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// AWS SDK configuration for voxgate's own calls (STS, KMS).
+    pub aws: aws_config::SdkConfig,
+}
 
 /// Largest `/alexa` body accepted; Alexa's requests are a few KiB.
 pub const MAX_ALEXA_BODY_BYTES: usize = 128 * 1024;
@@ -35,11 +48,27 @@ pub(crate) struct AppState {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    store: Arc<dyn Store>,
+    broker: Arc<Broker>,
 }
 
 impl App {
     /// Builds the service from settings and binds its listener (port 0 picks a free port).
-    pub async fn build(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, runtime: Runtime) -> anyhow::Result<Self> {
+        let Runtime { clock, aws } = runtime;
+        let store = crate::store::connect(&settings.database_url).await?;
+        let sealer = Arc::new(crate::cloud::sealer(&settings.sealing, &aws)?);
+        let broker = Arc::new(Broker::new(
+            aws,
+            sealer,
+            Arc::clone(&clock),
+            settings.session_duration,
+        )?);
+        let tokens = settings
+            .oauth
+            .clone()
+            .map(|oauth| TokenVerifier::new(oauth, Arc::clone(&clock)));
+        let identity = Identity::new(Arc::clone(&store), tokens);
         let mode = match settings.verification {
             Verification::Enforce { roots, source } => {
                 Mode::Enforce(ChainStore::new(roots, source)?)
@@ -60,7 +89,11 @@ impl App {
             .collect();
         let state = AppState {
             verifier: Arc::new(RequestVerifier::new(mode, skill_ids, clock)),
-            skill: Arc::new(Skill::new()),
+            skill: Arc::new(Skill::new(
+                Arc::clone(&store),
+                identity,
+                Arc::clone(&broker),
+            )),
         };
         let router = Router::new()
             .route("/alexa", post(alexa_endpoint::handle))
@@ -73,7 +106,22 @@ impl App {
                 settings.listen
             )
         })?;
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            router,
+            store,
+            broker,
+        })
+    }
+
+    /// The store this app uses.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// The credential broker (tests read its STS call count).
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::clone(&self.broker)
     }
 
     /// The address actually bound.

@@ -1,13 +1,20 @@
-//! The `voxgate` command line: `serve` runs the skill service; operator commands (tenants,
-//! accounts, users, pairing, audit) join as their features land.
+//! The `voxgate` command line: `serve` runs the skill service; `tenant`, `account` and
+//! `user` are the operator's commands. Every command takes `--database-url`, and those a
+//! script would read offer `--json`. Bad input is refused before anything is written.
 
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context as _, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
 
-use crate::app::App;
-use crate::clock::SystemClock;
-use crate::config::{LogArgs, ServeArgs};
+use crate::app::{App, Runtime};
+use crate::clock::{Clock as _, SystemClock};
+use crate::cloud::arn::{Region, RoleArn};
+use crate::config::{DatabaseArgs, LogArgs, SealingArgs, ServeArgs};
+use crate::store::{
+    AccountName, AlexaUserId, NewUser, OAuthSubject, Store, Tenant, TenantName, UserName,
+};
 
 /// voxgate: run cloud operations on your AWS account by voice, with critical operations
 /// held until you speak the one-time code from the companion app.
@@ -27,6 +34,138 @@ pub struct Cli {
 pub enum Command {
     /// Run the skill web service (POST /alexa, GET /healthz).
     Serve(ServeArgs),
+    /// Manage tenants (a team or customer with its own users and AWS accounts).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Link and list customers' AWS accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Enrol and list the people who may use the skill.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `--json` for commands a script reads.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Output {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `voxgate tenant …`
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant.
+    Add {
+        /// Its name (unique, regardless of case).
+        name: String,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List tenants.
+    List {
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `voxgate account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Link an AWS account: makes a fresh ExternalId, stores role ARN and ExternalId sealed,
+    /// and prints what the customer needs to create the role (deploy/customer-role.yaml).
+    Link(LinkArgs),
+    /// List linked accounts (no secrets).
+    List {
+        /// Only this tenant's accounts.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `voxgate account link`.
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// The tenant the account belongs to.
+    #[arg(long)]
+    pub tenant: String,
+    /// The role voxgate will assume, e.g. arn:aws:iam::123456789012:role/voxgate-access.
+    #[arg(long)]
+    pub role_arn: String,
+    /// The account's default region, e.g. eu-west-1.
+    #[arg(long)]
+    pub region: String,
+    /// A short label people and the app see ("prod"); default aws-<last 4 digits>.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// voxgate's own AWS account id, trusted by the customer's role.
+    #[arg(long, env = "VOXGATE_TRUSTED_ACCOUNT_ID")]
+    pub trusted_account_id: Option<String>,
+    /// HTTPS URL where deploy/customer-role.yaml is hosted, for the console quick-create link.
+    #[arg(long, env = "VOXGATE_ROLE_TEMPLATE_URL")]
+    pub role_template_url: Option<String>,
+    /// Sealing of secrets.
+    #[command(flatten)]
+    pub sealing: SealingArgs,
+    /// Database.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub out: Output,
+}
+
+/// `voxgate user …`
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Enrol a user, by Alexa user id and/or OAuth subject.
+    Add {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The person's name (shown in the customer's CloudTrail as the source identity).
+        #[arg(long)]
+        name: String,
+        /// Their Alexa user id (amzn1.ask.account.…), as logged when they first speak.
+        #[arg(long)]
+        alexa_user_id: Option<String>,
+        /// Their subject (`sub`) at the OAuth provider used for account linking.
+        #[arg(long)]
+        oauth_subject: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List users.
+    List {
+        /// Only this tenant's users.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// Runs a parsed command line.
@@ -34,10 +173,321 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = args.into_settings()?;
-            let app = App::build(settings, Arc::new(SystemClock)).await?;
+            let runtime = Runtime {
+                clock: Arc::new(SystemClock),
+                aws: crate::cloud::load_sdk_config().await,
+            };
+            let app = App::build(settings, runtime).await?;
             app.serve(shutdown_signal()).await
         }
+        Command::Tenant(command) => tenant(command).await,
+        Command::Account(AccountCommand::Link(args)) => link_account(args).await,
+        Command::Account(AccountCommand::List { tenant, db, out }) => {
+            list_accounts(tenant, db, out).await
+        }
+        Command::User(command) => user(command).await,
     }
+}
+
+fn now() -> i64 {
+    SystemClock.now().unix_timestamp()
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn open(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(crate::store::connect(&db.database_url).await?)
+}
+
+async fn find_tenant(store: &dyn Store, name: &str) -> anyhow::Result<Tenant> {
+    match store.tenant_by_name(name).await? {
+        Some(tenant) => Ok(tenant),
+        None => bail!(
+            "there is no tenant named '{}': list them with `voxgate tenant list`, or create it \
+             with `voxgate tenant add {}`",
+            name.trim(),
+            name.trim()
+        ),
+    }
+}
+
+async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
+    match command {
+        TenantCommand::Add { name, db, out } => {
+            let name = TenantName::parse(&name)?;
+            let store = open(&db).await?;
+            let tenant = store.add_tenant(&name, now()).await?;
+            if out.json {
+                print_json(&json!(tenant))
+            } else {
+                println!("Added tenant '{}' ({}).", tenant.name, tenant.id);
+                Ok(())
+            }
+        }
+        TenantCommand::List { db, out } => {
+            let tenants = open(&db).await?.tenants().await?;
+            if out.json {
+                return print_json(&json!(tenants));
+            }
+            if tenants.is_empty() {
+                println!("No tenants yet. Add one with `voxgate tenant add NAME`.");
+            }
+            for t in tenants {
+                println!("{}\t{}", t.name, t.id);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            tenant,
+            name,
+            alexa_user_id,
+            oauth_subject,
+            db,
+            out,
+        } => {
+            let name = UserName::parse(&name)?;
+            let alexa_user_id = alexa_user_id
+                .as_deref()
+                .map(AlexaUserId::parse)
+                .transpose()?;
+            let oauth_subject = oauth_subject
+                .as_deref()
+                .map(OAuthSubject::parse)
+                .transpose()?;
+            if alexa_user_id.is_none() && oauth_subject.is_none() {
+                bail!(
+                    "say how voxgate will recognise '{name}': give --alexa-user-id (from voxgate's \
+                     log when they first speak) or --oauth-subject (with account linking)"
+                );
+            }
+            let store = open(&db).await?;
+            let tenant = find_tenant(store.as_ref(), &tenant).await?;
+            let user = store
+                .add_user(
+                    &NewUser {
+                        tenant_id: tenant.id.clone(),
+                        name,
+                        alexa_user_id,
+                        oauth_subject,
+                    },
+                    now(),
+                )
+                .await?;
+            if out.json {
+                print_json(&json!(user))
+            } else {
+                println!(
+                    "Enrolled '{}' ({}) in tenant '{}'.",
+                    user.name, user.id, tenant.name
+                );
+                Ok(())
+            }
+        }
+        UserCommand::List { tenant, db, out } => {
+            let store = open(&db).await?;
+            let tenant_id = match &tenant {
+                Some(name) => Some(find_tenant(store.as_ref(), name).await?.id),
+                None => None,
+            };
+            let users = store.users(tenant_id.as_ref()).await?;
+            if out.json {
+                return print_json(&json!(users));
+            }
+            for u in users {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.id,
+                    u.alexa_user_id.as_deref().unwrap_or("-"),
+                    u.oauth_subject.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The role name at the end of the ARN's path.
+fn role_name(arn: &RoleArn) -> &str {
+    arn.as_str().rsplit('/').next().unwrap_or("voxgate-access")
+}
+
+async fn link_account(args: LinkArgs) -> anyhow::Result<()> {
+    // Everything is checked before anything is written.
+    let role_arn = RoleArn::parse(&args.role_arn)?;
+    let region = Region::parse(&args.region)?;
+    let name = match &args.name {
+        Some(name) => AccountName::parse(name)?,
+        None => AccountName::parse(&format!("aws-{}", &role_arn.account()[8..]))?,
+    };
+    let trusted = match args.trusted_account_id.as_deref().map(str::trim) {
+        Some(id) if id.len() == 12 && id.chars().all(|c| c.is_ascii_digit()) => Some(id.to_owned()),
+        Some(id) => bail!(
+            "'{id}' is not an AWS account id: set --trusted-account-id \
+             (VOXGATE_TRUSTED_ACCOUNT_ID) to voxgate's own 12-digit account id"
+        ),
+        None => None,
+    };
+    let template_url = match args.role_template_url.as_deref() {
+        Some(raw) => Some(
+            url::Url::parse(raw)
+                .ok()
+                .filter(|u| u.scheme() == "https")
+                .with_context(|| format!("'{raw}' is not an https URL: set --role-template-url to where deploy/customer-role.yaml is hosted"))?,
+        ),
+        None => None,
+    };
+
+    let store = open(&args.db).await?;
+    let tenant = find_tenant(store.as_ref(), &args.tenant).await?;
+    if store
+        .accounts(Some(&tenant.id))
+        .await?
+        .iter()
+        .any(|a| a.name.eq_ignore_ascii_case(name.as_str()))
+    {
+        bail!(
+            "tenant '{}' already has an account named '{name}': choose another with --name",
+            tenant.name
+        );
+    }
+
+    let aws = crate::cloud::load_sdk_config().await;
+    let sealer = crate::cloud::sealer(&args.sealing.sealing(), &aws)?;
+    let crate::accounts::Linked {
+        account: linked,
+        external_id,
+    } = crate::accounts::link(
+        store.as_ref(),
+        &sealer,
+        &tenant,
+        &name,
+        &role_arn,
+        &region,
+        now(),
+    )
+    .await?;
+
+    let trusted_text = trusted
+        .clone()
+        .unwrap_or_else(|| "<voxgate's AWS account id: set VOXGATE_TRUSTED_ACCOUNT_ID>".into());
+    let role = role_name(&role_arn);
+    let parameters = json!({
+        "VoxgateAccountId": trusted_text,
+        "ExternalId": external_id.expose(),
+        "RoleName": role,
+    });
+    let cli_command = format!(
+        "aws cloudformation create-stack --stack-name voxgate-access --region {region} \
+         --capabilities CAPABILITY_NAMED_IAM --template-body file://deploy/customer-role.yaml \
+         --parameters ParameterKey=VoxgateAccountId,ParameterValue={trusted_text} \
+         ParameterKey=ExternalId,ParameterValue={} ParameterKey=RoleName,ParameterValue={role}",
+        external_id.expose()
+    );
+    let quick_create = template_url.map(|template| {
+        let mut url = url::Url::parse(&format!(
+            "https://console.aws.amazon.com/cloudformation/home?region={region}"
+        ))
+        .expect("a constant URL");
+        let mut fragment = url::form_urlencoded::Serializer::new(String::new());
+        fragment
+            .append_pair("templateURL", template.as_str())
+            .append_pair("stackName", "voxgate-access")
+            .append_pair("param_VoxgateAccountId", &trusted_text)
+            .append_pair("param_ExternalId", external_id.expose())
+            .append_pair("param_RoleName", role);
+        url.set_fragment(Some(&format!("/stacks/quickcreate?{}", fragment.finish())));
+        url.to_string()
+    });
+
+    if args.out.json {
+        return print_json(&json!({
+            "account": {
+                "id": linked.id,
+                "tenant": tenant.name,
+                "name": linked.name,
+                "region": linked.region,
+            },
+            "external_id": external_id.expose(),
+            "template_parameters": parameters,
+            "cli_command": cli_command,
+            "quick_create_url": quick_create,
+        }));
+    }
+    println!(
+        "Linked account '{}' ({}) to tenant '{}', default region {}.\n",
+        linked.name, linked.id, tenant.name, linked.region
+    );
+    println!("The customer creates the role in their account with deploy/customer-role.yaml:");
+    println!("  ExternalId        {}", external_id.expose());
+    println!("  VoxgateAccountId  {trusted_text}");
+    println!("  RoleName          {role}\n");
+    println!("With the AWS CLI:\n  {cli_command}\n");
+    match quick_create {
+        Some(url) => println!("Or in the AWS console (quick-create):\n  {url}"),
+        None => println!(
+            "For a one-click console link, host deploy/customer-role.yaml over HTTPS and set \
+             VOXGATE_ROLE_TEMPLATE_URL."
+        ),
+    }
+    Ok(())
+}
+
+async fn list_accounts(
+    tenant: Option<String>,
+    db: DatabaseArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    let store = open(&db).await?;
+    let tenants = store.tenants().await?;
+    let tenant_id = match &tenant {
+        Some(name) => Some(find_tenant(store.as_ref(), name).await?.id),
+        None => None,
+    };
+    let accounts = store.accounts(tenant_id.as_ref()).await?;
+    let tenant_name = |id: &crate::store::TenantId| {
+        tenants
+            .iter()
+            .find(|t| &t.id == id)
+            .map(|t| t.name.clone())
+            .unwrap_or_default()
+    };
+    if out.json {
+        let rows: Vec<_> = accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "id": a.id,
+                    "tenant": tenant_name(&a.tenant_id),
+                    "name": a.name,
+                    "region": a.region,
+                    "created_at": a.created_at,
+                })
+            })
+            .collect();
+        return print_json(&json!(rows));
+    }
+    if accounts.is_empty() {
+        println!("No linked accounts. Link one with `voxgate account link`.");
+    }
+    for a in accounts {
+        println!(
+            "{}\t{}\t{}\t{}",
+            tenant_name(&a.tenant_id),
+            a.name,
+            a.region,
+            a.id
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.

@@ -8,6 +8,130 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::alexa::chain::{ChainSource, TrustRoots};
+use crate::cloud::broker::{MAX_SESSION, MIN_SESSION};
+use crate::identity::OAuthSettings;
+use crate::store::DEFAULT_DATABASE_URL;
+
+/// Where voxgate keeps its state; every command that touches it takes this.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// The database: a SQLite file (sqlite://FILE or a plain path, created if missing) or
+    /// PostgreSQL (postgres://USER@HOST:PORT/DB) for several replicas sharing state.
+    #[arg(long, env = "VOXGATE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// How secrets are sealed at rest.
+#[derive(Debug, Clone, Args)]
+pub struct SealingArgs {
+    /// KMS key (id, ARN or alias) for envelope encryption of secrets at rest. Without it,
+    /// a local key file is used, which is for development only.
+    #[arg(long, env = "VOXGATE_KMS_KEY_ID")]
+    pub kms_key_id: Option<String>,
+
+    /// The local key file used when no KMS key is set (created with mode 0600 if missing).
+    #[arg(
+        long,
+        env = "VOXGATE_LOCAL_KEY_FILE",
+        default_value = "voxgate.key",
+        value_name = "FILE"
+    )]
+    pub local_key_file: PathBuf,
+}
+
+/// How secrets are sealed, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sealing {
+    /// Envelope encryption under this KMS key.
+    Kms(String),
+    /// A local key file (development).
+    LocalKeyFile(PathBuf),
+}
+
+impl SealingArgs {
+    /// The sealing settings.
+    pub fn sealing(&self) -> Sealing {
+        match self.kms_key_id.as_deref().map(str::trim) {
+            Some(key) if !key.is_empty() => Sealing::Kms(key.to_owned()),
+            _ => Sealing::LocalKeyFile(self.local_key_file.clone()),
+        }
+    }
+}
+
+/// Account linking: when an issuer is set, requests must carry a valid access token.
+#[derive(Debug, Clone, Args)]
+pub struct OAuthArgs {
+    /// Issuer (`iss`) of the access tokens from account linking, e.g. a Cognito user pool
+    /// URL. Setting it makes a valid token mandatory.
+    #[arg(long, env = "VOXGATE_OAUTH_ISSUER", value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+
+    /// Accepted audience(s) (`aud`, or `client_id` for tokens without one), comma-separated.
+    #[arg(long, env = "VOXGATE_OAUTH_AUDIENCE", value_delimiter = ',')]
+    pub oauth_audience: Vec<String>,
+
+    /// Where the issuer's signing keys are (default: ISSUER/.well-known/jwks.json).
+    #[arg(long, env = "VOXGATE_OAUTH_JWKS_URL", value_name = "URL")]
+    pub oauth_jwks_url: Option<String>,
+}
+
+/// An https URL, or http on a loopback host (for local tests).
+fn secure_url(raw: &str) -> Option<url::Url> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    (url.scheme() == "https" || (url.scheme() == "http" && loopback)).then_some(url)
+}
+
+impl OAuthArgs {
+    /// The OAuth settings, if an issuer is set.
+    pub fn oauth(&self) -> Result<Option<OAuthSettings>, ConfigError> {
+        let Some(issuer) = self
+            .oauth_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        else {
+            return Ok(None);
+        };
+        if secure_url(issuer).is_none() {
+            return Err(ConfigError::OAuth(format!(
+                "'{issuer}' is not an https URL; set VOXGATE_OAUTH_ISSUER to the token issuer"
+            )));
+        }
+        let audiences: Vec<String> = self
+            .oauth_audience
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if audiences.is_empty() {
+            return Err(ConfigError::OAuth(
+                "an issuer is set but no audience: set --oauth-audience (VOXGATE_OAUTH_AUDIENCE) \
+                 to the client id of the Alexa account-linking client"
+                    .into(),
+            ));
+        }
+        let jwks = self
+            .oauth_jwks_url
+            .clone()
+            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')));
+        let jwks_url = secure_url(&jwks).ok_or_else(|| {
+            ConfigError::OAuth(format!(
+                "'{jwks}' is not an https URL; set --oauth-jwks-url (VOXGATE_OAUTH_JWKS_URL)"
+            ))
+        })?;
+        Ok(Some(OAuthSettings {
+            issuer: issuer.to_owned(),
+            audiences,
+            jwks_url,
+        }))
+    }
+}
 
 /// Flags of `voxgate serve`.
 #[derive(Debug, Clone, Args)]
@@ -35,6 +159,27 @@ pub struct ServeArgs {
     /// SignatureCertChainUrl>.pem`; when set, chains are never fetched.
     #[arg(long, env = "VOXGATE_ALEXA_CERT_DIR", value_name = "DIR")]
     pub alexa_cert_dir: Option<PathBuf>,
+
+    /// Lifetime of the STS sessions voxgate asks for, in seconds (900 to 3600).
+    #[arg(
+        long,
+        env = "VOXGATE_SESSION_DURATION",
+        default_value_t = 900,
+        value_name = "SECONDS"
+    )]
+    pub session_duration: u32,
+
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Sealing of secrets at rest.
+    #[command(flatten)]
+    pub sealing: SealingArgs,
+
+    /// Account linking.
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
 }
 
 /// Logging flags, shared by every command.
@@ -126,6 +271,15 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// STS session lifetime out of range.
+    #[error(
+        "--session-duration {0} is out of range: set it (VOXGATE_SESSION_DURATION) to between \
+         900 and 3600 seconds"
+    )]
+    SessionDuration(u32),
+    /// OAuth settings incomplete or invalid.
+    #[error("account linking settings: {0}")]
+    OAuth(String),
     /// The cert directory is missing.
     #[error(
         "the Alexa certificate directory {0} does not exist or is not a directory: create it, \
@@ -157,6 +311,14 @@ pub struct Settings {
     pub skill_ids: Vec<SkillId>,
     /// How requests are verified.
     pub verification: Verification,
+    /// The database URL.
+    pub database_url: String,
+    /// How secrets are sealed.
+    pub sealing: Sealing,
+    /// Lifetime of STS sessions.
+    pub session_duration: time::Duration,
+    /// Account linking, if configured.
+    pub oauth: Option<OAuthSettings>,
 }
 
 impl ServeArgs {
@@ -195,10 +357,18 @@ impl ServeArgs {
             Verification::Enforce { roots, source }
         };
 
+        let seconds = i64::from(self.session_duration);
+        if seconds < MIN_SESSION.whole_seconds() || seconds > MAX_SESSION.whole_seconds() {
+            return Err(ConfigError::SessionDuration(self.session_duration));
+        }
         Ok(Settings {
             listen: self.listen,
             skill_ids,
             verification,
+            database_url: self.database.database_url,
+            sealing: self.sealing.sealing(),
+            session_duration: time::Duration::seconds(seconds),
+            oauth: self.oauth.oauth()?,
         })
     }
 }
@@ -214,7 +384,49 @@ mod tests {
             insecure_skip_verification: false,
             alexa_trust_roots: None,
             alexa_cert_dir: None,
+            session_duration: 900,
+            database: DatabaseArgs {
+                database_url: DEFAULT_DATABASE_URL.into(),
+            },
+            sealing: SealingArgs {
+                kms_key_id: None,
+                local_key_file: "voxgate.key".into(),
+            },
+            oauth: OAuthArgs {
+                oauth_issuer: None,
+                oauth_audience: vec![],
+                oauth_jwks_url: None,
+            },
         }
+    }
+
+    #[test]
+    fn session_duration_must_be_between_15_minutes_and_an_hour() {
+        for (seconds, ok) in [(899, false), (900, true), (3600, true), (3601, false)] {
+            let mut a = args();
+            a.insecure_skip_verification = true;
+            a.session_duration = seconds;
+            assert_eq!(a.into_settings().is_ok(), ok, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn oauth_needs_an_audience_and_defaults_the_jwks_url() {
+        let mut a = args();
+        a.oauth.oauth_issuer = Some("https://issuer.example/pool".into());
+        let err = a.oauth.oauth().expect_err("no audience");
+        assert!(err.to_string().contains("VOXGATE_OAUTH_AUDIENCE"), "{err}");
+        a.oauth.oauth_audience = vec!["client-1".into()];
+        let oauth = a.oauth.oauth().expect("ok").expect("set");
+        assert_eq!(
+            oauth.jwks_url.as_str(),
+            "https://issuer.example/pool/.well-known/jwks.json"
+        );
+        a.oauth.oauth_issuer = Some("http://issuer.example".into());
+        assert!(
+            a.oauth.oauth().is_err(),
+            "plain http off loopback is refused"
+        );
     }
 
     #[test]

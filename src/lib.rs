@@ -6,10 +6,15 @@
 //! status codes, and [`config`] is the only reader of the environment.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod alexa;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod cloud;
 pub mod config;
+pub mod identity;
+pub mod ops;
 pub mod skill;
+pub mod store;
 pub mod telemetry;

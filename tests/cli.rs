@@ -6,8 +6,15 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A scratch working directory, so the default `voxgate.db` and `voxgate.key` land there.
+static WORKDIR: std::sync::LazyLock<tempfile::TempDir> =
+    std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+
 fn voxgate() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    cmd.current_dir(WORKDIR.path())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "eu-west-1");
     // Only what the test sets: no VOXGATE_* from the developer's shell.
     for (key, _) in std::env::vars() {
         if key.starts_with("VOXGATE_") {

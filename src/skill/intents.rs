@@ -17,6 +17,10 @@ pub enum IntentName {
     NavigateHome,
     /// The person speaks the one-time code from the companion app.
     VerifyCode,
+    /// "what's running", "list my servers in Ireland".
+    ListInstances,
+    /// "is the web server up".
+    InstanceStatus,
 }
 
 /// A slot an intent expects in the interaction model: name and slot type.
@@ -30,6 +34,10 @@ pub struct SlotSpec {
 
 /// The slot of [`IntentName::VerifyCode`] that carries the spoken code.
 pub const CODE_SLOT: &str = "code";
+/// The slot naming a region.
+pub const REGION_SLOT: &str = "region";
+/// The slot naming an instance.
+pub const INSTANCE_SLOT: &str = "instance";
 
 impl IntentName {
     /// Every intent, in model order.
@@ -40,6 +48,8 @@ impl IntentName {
         Self::Fallback,
         Self::NavigateHome,
         Self::VerifyCode,
+        Self::ListInstances,
+        Self::InstanceStatus,
     ];
 
     /// The name as it appears in the interaction model and in requests.
@@ -51,6 +61,8 @@ impl IntentName {
             Self::Fallback => "AMAZON.FallbackIntent",
             Self::NavigateHome => "AMAZON.NavigateHomeIntent",
             Self::VerifyCode => "VerifyCodeIntent",
+            Self::ListInstances => "ListInstancesIntent",
+            Self::InstanceStatus => "InstanceStatusIntent",
         }
     }
 
@@ -65,6 +77,14 @@ impl IntentName {
             Self::VerifyCode => &[SlotSpec {
                 name: CODE_SLOT,
                 slot_type: "AMAZON.NUMBER",
+            }],
+            Self::ListInstances => &[SlotSpec {
+                name: REGION_SLOT,
+                slot_type: "AWS_REGION",
+            }],
+            Self::InstanceStatus => &[SlotSpec {
+                name: INSTANCE_SLOT,
+                slot_type: "INSTANCE_NAME",
             }],
             Self::Help | Self::Stop | Self::Cancel | Self::Fallback | Self::NavigateHome => &[],
         }

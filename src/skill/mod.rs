@@ -8,6 +8,7 @@
 //! [`ResponseEnvelope`]: crate::alexa::ResponseEnvelope
 
 pub mod intents;
+pub mod names;
 pub mod router;
 pub mod speech;
 

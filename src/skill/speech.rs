@@ -4,6 +4,8 @@
 //! more `match` arm in [`Line::text`] and one more function like [`en_us`]; the compiler
 //! then points at every line it still lacks.
 
+use crate::ops::ec2::InstanceState;
+
 /// A language voxgate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Locale {
@@ -20,6 +22,29 @@ impl Locale {
             Some(_) | None => Self::EnUs,
         }
     }
+}
+
+/// Where a list of instances was looked at: an account label (if the tenant has several)
+/// and a region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    /// The account's label, when it needs saying.
+    pub account: Option<String>,
+    /// Region code.
+    pub region: String,
+}
+
+/// The instances of one scope, by state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCounts {
+    /// Where.
+    pub scope: Scope,
+    /// Names of running instances.
+    pub running: Vec<String>,
+    /// Names of stopped instances.
+    pub stopped: Vec<String>,
+    /// How many are starting, stopping or shutting down.
+    pub changing: usize,
 }
 
 /// Something voxgate says.
@@ -51,6 +76,52 @@ pub enum Line {
     InternalError,
     /// Title of voxgate's cards.
     CardTitle,
+    /// The speaker is not enrolled.
+    NotEnrolled,
+    /// Account linking is required and the token is missing or invalid.
+    LinkAccount,
+    /// The speaker's tenant has no AWS account linked.
+    NoLinkedAccount,
+    /// What is running, per scope.
+    Instances(Vec<InstanceCounts>),
+    /// One instance's state.
+    InstanceState {
+        /// Its name.
+        name: String,
+        /// Its state.
+        state: InstanceState,
+    },
+    /// Asks which instance.
+    WhichInstance,
+    /// No instance has that name.
+    InstanceNotFound {
+        /// What was said.
+        spoken: String,
+        /// Some names that do exist.
+        known: Vec<String>,
+    },
+    /// Several instances fit the name.
+    InstanceAmbiguous {
+        /// What was said.
+        spoken: String,
+        /// The candidates.
+        candidates: Vec<String>,
+    },
+    /// A region voxgate could not place.
+    UnknownRegion {
+        /// What was said.
+        spoken: String,
+    },
+    /// STS refused the role: trust policy or ExternalId.
+    AwsTrustRejected,
+    /// AWS could not be reached.
+    AwsUnreachable,
+    /// The role lacks a permission.
+    AwsAccessDenied,
+    /// Any other AWS failure.
+    AwsFailed,
+    /// The stored account details could not be opened.
+    AccountDetailsUnavailable,
 }
 
 impl Line {
@@ -62,15 +133,104 @@ impl Line {
     }
 }
 
+/// At most this many names are read out; the card has the rest.
+const NAMES_READ_OUT: usize = 5;
+
+/// "a", "a and b", "a, b and c", "a, b, c, d, e and 3 more".
+fn list(names: &[String]) -> String {
+    let (said, more) = if names.len() > NAMES_READ_OUT {
+        (&names[..NAMES_READ_OUT], names.len() - NAMES_READ_OUT)
+    } else {
+        (names, 0)
+    };
+    let mut parts: Vec<String> = said.to_vec();
+    if more > 0 {
+        parts.push(format!("{more} more"));
+    }
+    match parts.len() {
+        0 => String::new(),
+        1 => parts.remove(0),
+        n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
+    }
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn state_word(state: InstanceState) -> &'static str {
+    match state {
+        InstanceState::Pending => "starting",
+        InstanceState::Running => "running",
+        InstanceState::Stopping => "stopping",
+        InstanceState::Stopped => "stopped",
+        InstanceState::ShuttingDown => "shutting down",
+        InstanceState::Terminated => "terminated",
+        InstanceState::Unknown => "in a state I don't know",
+    }
+}
+
+fn scope_text(scope: &Scope) -> String {
+    match &scope.account {
+        Some(account) => format!("In {account}, {}", scope.region),
+        None => format!("In {}", scope.region),
+    }
+}
+
+fn instances_text(counts: &InstanceCounts) -> String {
+    let place = scope_text(&counts.scope);
+    let total = counts.running.len() + counts.stopped.len() + counts.changing;
+    if total == 0 {
+        return format!("{place}, you have no instances.");
+    }
+    let mut sentences = Vec::new();
+    if counts.running.is_empty() {
+        sentences.push(format!("{place}, nothing is running."));
+    } else {
+        let verb = if counts.running.len() == 1 {
+            "is"
+        } else {
+            "are"
+        };
+        sentences.push(format!(
+            "{place}, {} {verb} running: {}.",
+            count(counts.running.len(), "instance", "instances"),
+            list(&counts.running)
+        ));
+    }
+    if !counts.stopped.is_empty() {
+        let verb = if counts.stopped.len() == 1 {
+            "is"
+        } else {
+            "are"
+        };
+        sentences.push(format!(
+            "{} {verb} stopped: {}.",
+            counts.stopped.len(),
+            list(&counts.stopped)
+        ));
+    }
+    if counts.changing > 0 {
+        let verb = if counts.changing == 1 { "is" } else { "are" };
+        sentences.push(format!("{} {verb} starting or stopping.", counts.changing));
+    }
+    sentences.join(" ")
+}
+
 /// English (United States).
 pub fn en_us(line: &Line) -> String {
     let text = match line {
         Line::Welcome => "Cloud gate is listening. What would you like to do?",
         Line::WelcomeReprompt => "You can say help to hear what I can do.",
         Line::Help => {
-            "I run operations on your AWS account by voice. Questions get an answer straight \
-             away. Anything that changes your account waits for the code shown in your voxgate \
-             app, and I run it only after you say that code. What would you like to do?"
+            "I run operations on your AWS account by voice. Ask what's running, or whether a \
+             server is up, and I'll answer straight away. Anything that changes your account \
+             waits for the code shown in your voxgate app, and I run it only after you say that \
+             code. What would you like to do?"
         }
         Line::HelpReprompt => "What would you like to do?",
         Line::Goodbye => "Okay, nothing more to do. Goodbye.",
@@ -87,6 +247,69 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::InternalError => "Sorry, something went wrong on my side. Nothing was changed.",
         Line::CardTitle => "Cloud gate",
+        Line::NotEnrolled => {
+            "I don't know you yet, so I can't reach any AWS account for you. Ask your voxgate \
+             operator to enrol you; they'll find your Alexa user id in voxgate's log."
+        }
+        Line::LinkAccount => {
+            "Please link your voxgate account first. I've sent a card to your Alexa app to do \
+             that."
+        }
+        Line::NoLinkedAccount => {
+            "Your team hasn't linked an AWS account to voxgate yet, so there's nothing I can look \
+             at. Ask your voxgate operator to link one."
+        }
+        Line::Instances(scopes) => {
+            return scopes
+                .iter()
+                .map(instances_text)
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+        Line::InstanceState { name, state } => {
+            return format!("{name} is {}.", state_word(*state));
+        }
+        Line::WhichInstance => "Which instance? Say its name.",
+        Line::InstanceNotFound { spoken, known } => {
+            return if known.is_empty() {
+                format!(
+                    "I couldn't find an instance called {spoken}. You don't have any instances."
+                )
+            } else {
+                format!(
+                    "I couldn't find an instance called {spoken}. You have {}.",
+                    list(known)
+                )
+            };
+        }
+        Line::InstanceAmbiguous { spoken, candidates } => {
+            return format!(
+                "More than one instance matches {spoken}: {}. Which one do you mean?",
+                list(candidates).replacen(" and ", " or ", usize::from(candidates.len() > 1))
+            );
+        }
+        Line::UnknownRegion { spoken } => {
+            return format!(
+                "I don't know the region {spoken}. Try a name like Ireland, or a code like eu west one."
+            );
+        }
+        Line::AwsTrustRejected => {
+            "Your AWS account turned voxgate away: the role's trust policy or external ID doesn't \
+             match what voxgate has. Nothing was changed. Ask your operator to check the account \
+             link."
+        }
+        Line::AwsUnreachable => {
+            "I couldn't reach AWS just now. Nothing was changed. Please try again."
+        }
+        Line::AwsAccessDenied => {
+            "Your AWS account didn't allow that: the voxgate role lacks the permission. Nothing \
+             was changed."
+        }
+        Line::AwsFailed => "AWS reported an error, so I stopped there. Nothing was changed.",
+        Line::AccountDetailsUnavailable => {
+            "I couldn't open the stored details of your AWS account. Nothing was changed. Your \
+             operator will find the reason in voxgate's log."
+        }
     };
     text.to_owned()
 }
@@ -95,30 +318,82 @@ pub fn en_us(line: &Line) -> String {
 mod tests {
     use super::*;
 
-    const EVERY_LINE: &[Line] = &[
-        Line::Welcome,
-        Line::WelcomeReprompt,
-        Line::Help,
-        Line::HelpReprompt,
-        Line::Goodbye,
-        Line::Fallback,
-        Line::FallbackReprompt,
-        Line::Home,
-        Line::NothingToVerify,
-        Line::UnsupportedRequest,
-        Line::AnswerTooLong,
-        Line::InternalError,
-        Line::CardTitle,
-    ];
+    fn every_line() -> Vec<Line> {
+        let scope = Scope {
+            account: Some("prod".into()),
+            region: "eu-west-1".into(),
+        };
+        vec![
+            Line::Welcome,
+            Line::WelcomeReprompt,
+            Line::Help,
+            Line::HelpReprompt,
+            Line::Goodbye,
+            Line::Fallback,
+            Line::FallbackReprompt,
+            Line::Home,
+            Line::NothingToVerify,
+            Line::UnsupportedRequest,
+            Line::AnswerTooLong,
+            Line::InternalError,
+            Line::CardTitle,
+            Line::NotEnrolled,
+            Line::LinkAccount,
+            Line::NoLinkedAccount,
+            Line::Instances(vec![InstanceCounts {
+                scope,
+                running: vec!["web-1".into()],
+                stopped: vec![],
+                changing: 0,
+            }]),
+            Line::InstanceState {
+                name: "web-1".into(),
+                state: InstanceState::Running,
+            },
+            Line::WhichInstance,
+            Line::InstanceNotFound {
+                spoken: "x".into(),
+                known: vec!["a".into()],
+            },
+            Line::InstanceAmbiguous {
+                spoken: "web".into(),
+                candidates: vec!["web-1".into(), "web-2".into()],
+            },
+            Line::UnknownRegion {
+                spoken: "mars".into(),
+            },
+            Line::AwsTrustRejected,
+            Line::AwsUnreachable,
+            Line::AwsAccessDenied,
+            Line::AwsFailed,
+            Line::AccountDetailsUnavailable,
+        ]
+    }
 
     #[test]
     fn every_line_is_short_and_free_of_markup() {
-        for line in EVERY_LINE {
+        for line in every_line() {
             let text = line.text(Locale::EnUs);
             assert!(!text.is_empty(), "{line:?}");
-            // Spoken answers stay short: well under a minute of speech.
             assert!(text.len() < 400, "{line:?} is {} bytes", text.len());
             assert!(!text.contains('<') && !text.contains('&'), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn every_aws_failure_says_nothing_was_changed() {
+        for line in [
+            Line::AwsTrustRejected,
+            Line::AwsUnreachable,
+            Line::AwsAccessDenied,
+            Line::AwsFailed,
+            Line::AccountDetailsUnavailable,
+            Line::InternalError,
+        ] {
+            assert!(
+                line.text(Locale::EnUs).contains("Nothing was changed"),
+                "{line:?}"
+            );
         }
     }
 
@@ -127,5 +402,48 @@ mod tests {
         let help = Line::Help.text(Locale::EnUs);
         assert!(help.contains("code"), "{help}");
         assert!(help.contains("app"), "{help}");
+    }
+
+    #[test]
+    fn instance_summaries_are_short_counts_and_names() {
+        let counts = |running: &[&str], stopped: &[&str], changing| InstanceCounts {
+            scope: Scope {
+                account: None,
+                region: "eu-west-1".into(),
+            },
+            running: running.iter().map(|s| s.to_string()).collect(),
+            stopped: stopped.iter().map(|s| s.to_string()).collect(),
+            changing,
+        };
+        let say = |c| Line::Instances(vec![c]).text(Locale::EnUs);
+        assert_eq!(
+            say(counts(&[], &[], 0)),
+            "In eu-west-1, you have no instances."
+        );
+        assert_eq!(
+            say(counts(&["web-1", "web-2"], &["db"], 1)),
+            "In eu-west-1, 2 instances are running: web-1 and web-2. 1 is stopped: db. 1 is \
+             starting or stopping."
+        );
+        assert_eq!(
+            say(counts(&["a", "b", "c", "d", "e", "f", "g"], &[], 0)),
+            "In eu-west-1, 7 instances are running: a, b, c, d, e and 2 more."
+        );
+        assert_eq!(
+            say(counts(&[], &["db"], 0)),
+            "In eu-west-1, nothing is running. 1 is stopped: db."
+        );
+    }
+
+    #[test]
+    fn ambiguity_offers_a_choice() {
+        let line = Line::InstanceAmbiguous {
+            spoken: "web".into(),
+            candidates: vec!["web-1".into(), "web-2".into(), "web-3".into()],
+        };
+        assert_eq!(
+            line.text(Locale::EnUs),
+            "More than one instance matches web: web-1, web-2 or web-3. Which one do you mean?"
+        );
     }
 }

@@ -3,9 +3,12 @@
 //! port 0 with a clock the test controls.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod aws;
+pub mod db;
+
 use std::path::Path;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
 use base64::Engine as _;
 use rcgen::{
@@ -15,9 +18,17 @@ use rcgen::{
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::oneshot;
-use voxgate::app::App;
+use voxgate::app::{App, Runtime};
 use voxgate::clock::ManualClock;
-use voxgate::config::ServeArgs;
+use voxgate::cloud::arn::{Region, RoleArn};
+use voxgate::cloud::broker::Broker;
+use voxgate::cloud::seal::Sealer;
+use voxgate::config::{DatabaseArgs, OAuthArgs, SealingArgs, ServeArgs};
+use voxgate::store::{
+    AccountName, AlexaUserId, NewUser, Store, Tenant, TenantName, User, UserName,
+};
+
+pub use db::{Backend, TestDb};
 
 /// The skill id the test server accepts (and the fixtures carry).
 pub const SKILL_ID: &str = "amzn1.ask.skill.11111111-2222-3333-4444-555555555555";
@@ -138,42 +149,87 @@ pub struct TestServer {
     pub base_url: String,
     pub clock: ManualClock,
     pub cert_dir: tempfile::TempDir,
+    pub db: TestDb,
+    pub store: Arc<dyn Store>,
+    pub broker: Arc<Broker>,
+    key_file: std::path::PathBuf,
     _roots: tempfile::NamedTempFile,
     shutdown: Option<oneshot::Sender<()>>,
     http: reqwest::Client,
 }
 
-pub fn serve_args(roots: &Path, cert_dir: &Path) -> ServeArgs {
+pub fn serve_args(roots: &Path, cert_dir: &Path, db: &TestDb, key_file: &Path) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         skill_ids: vec![SKILL_ID.to_owned()],
         insecure_skip_verification: false,
         alexa_trust_roots: Some(roots.to_owned()),
         alexa_cert_dir: Some(cert_dir.to_owned()),
+        session_duration: 900,
+        database: DatabaseArgs {
+            database_url: db.url.clone(),
+        },
+        sealing: SealingArgs {
+            kms_key_id: None,
+            local_key_file: key_file.to_owned(),
+        },
+        oauth: OAuthArgs {
+            oauth_issuer: None,
+            oauth_audience: vec![],
+            oauth_jwks_url: None,
+        },
     }
 }
 
+/// An AWS endpoint where nothing listens: for tests that must not reach AWS.
+pub const NO_AWS: &str = "http://127.0.0.1:9";
+
 impl TestServer {
-    /// Trusts `pki`'s root and serves its chain for [`CERT_URL`].
+    /// Trusts `pki`'s root and serves its chain for [`CERT_URL`]; SQLite, no AWS.
     pub async fn start(pki: &Pki) -> Self {
-        Self::start_with(pki, |_| {}).await
+        Self::start_full(pki, Backend::Sqlite, NO_AWS, |_| {}).await
     }
 
     /// As [`TestServer::start`], with changed flags.
     pub async fn start_with(pki: &Pki, tweak: impl FnOnce(&mut ServeArgs)) -> Self {
+        Self::start_full(pki, Backend::Sqlite, NO_AWS, tweak).await
+    }
+
+    /// A server on `backend`, reaching AWS at `aws_endpoint`.
+    pub async fn start_full(
+        pki: &Pki,
+        backend: Backend,
+        aws_endpoint: &str,
+        tweak: impl FnOnce(&mut ServeArgs),
+    ) -> Self {
+        let db = TestDb::new(backend).await;
+        Self::start_on(pki, db, aws_endpoint, ManualClock::starting_now(), tweak).await
+    }
+
+    /// A server on an existing database (e.g. a second replica, or after a restart).
+    pub async fn start_on(
+        pki: &Pki,
+        db: TestDb,
+        aws_endpoint: &str,
+        clock: ManualClock,
+        tweak: impl FnOnce(&mut ServeArgs),
+    ) -> Self {
         let roots = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(roots.path(), &pki.root_pem).unwrap();
         let cert_dir = tempfile::tempdir().unwrap();
-        let mut args = serve_args(roots.path(), cert_dir.path());
+        let key_file = db.dir.path().join("voxgate.key");
+        let mut args = serve_args(roots.path(), cert_dir.path(), &db, &key_file);
         tweak(&mut args);
-        let clock = ManualClock::starting_now();
-        let app = App::build(
-            args.into_settings().unwrap(),
-            std::sync::Arc::new(clock.clone()),
-        )
-        .await
-        .unwrap();
+        let runtime = Runtime {
+            clock: Arc::new(clock.clone()),
+            aws: aws::sdk_config(aws_endpoint),
+        };
+        let app = App::build(args.into_settings().unwrap(), runtime)
+            .await
+            .unwrap();
         let addr = app.local_addr().unwrap();
+        let store = app.store();
+        let broker = app.broker();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.serve(async {
             let _ = rx.await;
@@ -182,12 +238,66 @@ impl TestServer {
             base_url: format!("http://{addr}"),
             clock,
             cert_dir,
+            db,
+            store,
+            broker,
+            key_file,
             _roots: roots,
             shutdown: Some(tx),
             http: reqwest::Client::new(),
         };
         server.install_chain(CERT_URL, &pki.chain_pem);
         server
+    }
+
+    /// A sealer on the same key file as the server's.
+    pub fn sealer(&self) -> Sealer {
+        Sealer::local_key_file(&self.key_file).unwrap()
+    }
+
+    /// Adds a tenant.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        self.store
+            .add_tenant(&TenantName::parse(name).unwrap(), 0)
+            .await
+            .unwrap()
+    }
+
+    /// Enrols a user by Alexa user id.
+    pub async fn enrol(&self, tenant: &Tenant, name: &str, alexa_user_id: &str) -> User {
+        self.store
+            .add_user(
+                &NewUser {
+                    tenant_id: tenant.id.clone(),
+                    name: UserName::parse(name).unwrap(),
+                    alexa_user_id: Some(AlexaUserId::parse(alexa_user_id).unwrap()),
+                    oauth_subject: None,
+                },
+                0,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Links `arn:aws:iam::ACCOUNT:role/voxgate-access` to `tenant`.
+    pub async fn link(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        account: &str,
+        region: &str,
+    ) -> voxgate::accounts::Linked {
+        voxgate::accounts::link(
+            self.store.as_ref(),
+            &self.sealer(),
+            tenant,
+            &AccountName::parse(name).unwrap(),
+            &RoleArn::parse(&format!("arn:aws:iam::{account}:role/voxgate-access")).unwrap(),
+            &Region::parse(region).unwrap(),
+            0,
+        )
+        .await
+        .unwrap()
     }
 
     /// Puts `chain_pem` where voxgate looks for the chain of `url`.
@@ -222,6 +332,13 @@ impl TestServer {
         self.post(body, &headers).await
     }
 
+    /// Says `body` as Alexa would and expects an answer (200).
+    pub async fn say(&self, body: Value) -> Value {
+        let (status, response) = self.post_signed(&PKI, bytes(&body)).await;
+        assert_eq!(status, 200, "{response}");
+        response
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let response = self
             .http
@@ -239,6 +356,29 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// A string no other call in this test run returns.
+pub fn unique_suffix() -> String {
+    let n = REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{}_{}_{n}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    )
+}
+
+/// An `IntentRequest` from `user_id` (an Alexa user id).
+pub fn intent_from(
+    user_id: &str,
+    intent: &str,
+    slots: &[(&str, &str)],
+    at: OffsetDateTime,
+) -> Value {
+    let mut body = intent_at(intent, slots, at);
+    body["session"]["user"]["userId"] = Value::String(user_id.to_owned());
+    body["context"]["System"]["user"]["userId"] = Value::String(user_id.to_owned());
+    body
 }
 
 static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);

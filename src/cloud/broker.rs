@@ -1,0 +1,400 @@
+//! The credential broker: short-lived STS credentials for a linked account's role, with
+//! the tenant's ExternalId, a session name and SourceIdentity naming the voxgate user (so
+//! the customer's CloudTrail shows who acted), and an inline session policy limited to
+//! what the operation needs.
+//!
+//! Credentials live only in memory, encrypted under a key made at process start; they are
+//! refreshed at least five minutes before they expire, and concurrent requests for the
+//! same session wait for one STS call (single flight). They are never written to disk, the
+//! database or a log.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_sts::error::{ProvideErrorMetadata as _, SdkError};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::rand::{SecureRandom as _, SystemRandom};
+use time::{Duration, OffsetDateTime};
+use zeroize::{Zeroize, Zeroizing};
+
+use super::arn::{ExternalId, RoleArn};
+use super::seal::{Purpose, SealContext, SealError, Sealer};
+use crate::clock::Clock;
+use crate::ops::SessionPolicy;
+use crate::store::{LinkedAccount, User};
+
+/// Shortest session STS grants.
+pub const MIN_SESSION: Duration = Duration::seconds(900);
+/// Longest session voxgate asks for (role chaining and the seed's promise: one hour).
+pub const MAX_SESSION: Duration = Duration::seconds(3600);
+/// Cached credentials are replaced when they have less than this left.
+pub const REFRESH_MARGIN: Duration = Duration::minutes(5);
+
+/// Why no session could be had. Details are for the operator log; the skill speaks a
+/// sentence per variant.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The stored role ARN or ExternalId could not be opened.
+    #[error("could not open the linked account's sealed details: {0}")]
+    Unseal(#[from] SealError),
+    /// STS refused: the role's trust policy or the ExternalId does not match.
+    #[error("STS refused to assume the role (trust policy or ExternalId): {0}")]
+    TrustRejected(String),
+    /// STS could not be reached.
+    #[error("STS could not be reached: {0}")]
+    Unreachable(String),
+    /// Anything else from STS.
+    #[error("STS error: {0}")]
+    Sts(String),
+}
+
+/// Credentials for one session, usable to build clients. `Debug` redacts them.
+#[derive(Clone)]
+pub struct AwsSession {
+    credentials: aws_sdk_ec2::config::Credentials,
+    sdk: aws_config::SdkConfig,
+    default_region: String,
+}
+
+impl fmt::Debug for AwsSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsSession")
+            .field("default_region", &self.default_region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsSession {
+    /// An EC2 client acting with this session, in `region` or the account's default.
+    pub fn ec2(&self, region: Option<&str>) -> aws_sdk_ec2::Client {
+        let region = region.unwrap_or(&self.default_region).to_owned();
+        let config = aws_sdk_ec2::config::Builder::from(&self.sdk)
+            .credentials_provider(self.credentials.clone())
+            .region(aws_sdk_ec2::config::Region::new(region))
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+
+    /// The account's default region.
+    pub fn default_region(&self) -> &str {
+        &self.default_region
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    account: String,
+    user: String,
+    policy: String,
+}
+
+/// Encrypted credentials and when they expire.
+struct Entry {
+    sealed: Vec<u8>,
+    expires_at: OffsetDateTime,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Zeroize)]
+#[zeroize(drop)]
+struct PlainCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: String,
+}
+
+/// Hands out sessions for linked accounts.
+pub struct Broker {
+    sdk: aws_config::SdkConfig,
+    sts: aws_sdk_sts::Client,
+    sealer: Arc<Sealer>,
+    clock: Arc<dyn Clock>,
+    duration: Duration,
+    entries: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Option<Entry>>>>>,
+    memory_key: LessSafeKey,
+    rng: SystemRandom,
+    sts_calls: AtomicU64,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("duration", &self.duration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps what IAM accepts in a session name or source identity (`[\w+=,.@-]`).
+fn iam_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '+' | '=' | ',' | '.' | '@' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// `RoleSessionName`: `voxgate-<user>`, at most 64 characters.
+pub fn role_session_name(user: &User) -> String {
+    let mut name = format!("voxgate-{}", iam_safe(&user.name));
+    name.truncate(64);
+    name
+}
+
+/// `SourceIdentity`: the user's name, 2 to 64 characters.
+pub fn source_identity(user: &User) -> String {
+    let mut identity = iam_safe(&user.name);
+    if identity.len() < 2 {
+        identity = format!("user-{identity}");
+    }
+    identity.truncate(64);
+    identity
+}
+
+impl Broker {
+    /// A broker using voxgate's own AWS identity from `sdk`; `duration` is clamped to
+    /// 900..=3600 s.
+    pub fn new(
+        sdk: aws_config::SdkConfig,
+        sealer: Arc<Sealer>,
+        clock: Arc<dyn Clock>,
+        duration: Duration,
+    ) -> Result<Self, BrokerError> {
+        let rng = SystemRandom::new();
+        let mut key = Zeroizing::new([0u8; 32]);
+        rng.fill(key.as_mut())
+            .map_err(|_| BrokerError::Sts("no randomness available".into()))?;
+        let memory_key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key.as_ref())
+                .map_err(|_| BrokerError::Sts("could not make the memory key".into()))?,
+        );
+        Ok(Self {
+            sts: aws_sdk_sts::Client::new(&sdk),
+            sdk,
+            sealer,
+            clock,
+            duration: duration.clamp(MIN_SESSION, MAX_SESSION),
+            entries: Mutex::new(HashMap::new()),
+            memory_key,
+            rng,
+            sts_calls: AtomicU64::new(0),
+        })
+    }
+
+    /// How many AssumeRole calls this broker made.
+    pub fn sts_calls(&self) -> u64 {
+        self.sts_calls.load(Ordering::Relaxed)
+    }
+
+    /// A session for `user` in `account`, allowed only `policy`.
+    ///
+    /// Sessions are cached per account, user and policy: the user is part of the key
+    /// because the session's SourceIdentity names them.
+    pub async fn session(
+        &self,
+        account: &LinkedAccount,
+        user: &User,
+        policy: &SessionPolicy,
+    ) -> Result<AwsSession, BrokerError> {
+        let policy_json = policy.to_json();
+        let key = CacheKey {
+            account: account.id.as_str().to_owned(),
+            user: user.id.as_str().to_owned(),
+            policy: policy_json.clone(),
+        };
+        let slot = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let now = self.clock.now();
+            // Drop expired slots nobody waits on, so the map does not grow without bound.
+            entries.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot
+                        .try_lock()
+                        .map(|e| e.as_ref().is_some_and(|e| e.expires_at > now))
+                        .unwrap_or(true)
+            });
+            Arc::clone(entries.entry(key.clone()).or_default())
+        };
+        // Single flight: whoever holds the slot refreshes; the others wait and reuse.
+        let mut entry = slot.lock().await;
+        let now = self.clock.now();
+        if let Some(cached) = entry.as_ref() {
+            if cached.expires_at - now > REFRESH_MARGIN {
+                return self.session_from(cached, &key, &account.region);
+            }
+        }
+        let (plain, expires_at) = self.assume(account, user, &policy_json).await?;
+        let fresh = Entry {
+            sealed: self.encrypt(&plain, &key)?,
+            expires_at,
+        };
+        let session = self.session_from(&fresh, &key, &account.region);
+        *entry = Some(fresh);
+        session
+    }
+
+    async fn assume(
+        &self,
+        account: &LinkedAccount,
+        user: &User,
+        policy_json: &str,
+    ) -> Result<(PlainCredentials, OffsetDateTime), BrokerError> {
+        let tenant = account.tenant_id.as_str();
+        let role_arn = self
+            .sealer
+            .open(
+                &account.role_arn,
+                &SealContext::new(tenant, Purpose::RoleArn),
+            )
+            .await?;
+        let role_arn = RoleArn::parse(&String::from_utf8_lossy(&role_arn))
+            .map_err(|_| BrokerError::Unseal(SealError::Corrupt))?;
+        let external_id = self
+            .sealer
+            .open(
+                &account.external_id,
+                &SealContext::new(tenant, Purpose::ExternalId),
+            )
+            .await?;
+        let external_id =
+            ExternalId::from_opened(String::from_utf8_lossy(&external_id).into_owned());
+
+        self.sts_calls.fetch_add(1, Ordering::Relaxed);
+        let duration = i32::try_from(self.duration.whole_seconds()).unwrap_or(900);
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(role_arn.as_str())
+            .role_session_name(role_session_name(user))
+            .source_identity(source_identity(user))
+            .external_id(external_id.expose())
+            .duration_seconds(duration)
+            .policy(policy_json)
+            .send()
+            .await
+            .map_err(classify)?;
+        let credentials = out
+            .credentials()
+            .ok_or_else(|| BrokerError::Sts("AssumeRole returned no credentials".into()))?;
+        let expires_at = OffsetDateTime::from_unix_timestamp(credentials.expiration().secs())
+            .map_err(|_| BrokerError::Sts("AssumeRole returned a bad expiry".into()))?;
+        // Never trust a longer life than asked for: the cache must not outlive the hour.
+        let expires_at = expires_at.min(self.clock.now() + self.duration);
+        Ok((
+            PlainCredentials {
+                access_key_id: credentials.access_key_id().to_owned(),
+                secret_access_key: credentials.secret_access_key().to_owned(),
+                session_token: credentials.session_token().to_owned(),
+            },
+            expires_at,
+        ))
+    }
+
+    fn encrypt(&self, plain: &PlainCredentials, key: &CacheKey) -> Result<Vec<u8>, BrokerError> {
+        let memory_error = || BrokerError::Sts("could not protect credentials in memory".into());
+        let mut buffer = Zeroizing::new(serde_json::to_vec(plain).map_err(|_| memory_error())?);
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).map_err(|_| memory_error())?;
+        let mut sealed = buffer.to_vec();
+        buffer.zeroize();
+        self.memory_key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad(key)),
+                &mut sealed,
+            )
+            .map_err(|_| memory_error())?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    fn session_from(
+        &self,
+        entry: &Entry,
+        key: &CacheKey,
+        region: &str,
+    ) -> Result<AwsSession, BrokerError> {
+        let memory_error = || BrokerError::Sts("could not read credentials from memory".into());
+        let (nonce, ciphertext) = entry.sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| memory_error())?;
+        let mut buffer = Zeroizing::new(ciphertext.to_vec());
+        let plain = self
+            .memory_key
+            .open_in_place(nonce, Aad::from(aad(key)), buffer.as_mut_slice())
+            .map_err(|_| memory_error())?;
+        let plain: PlainCredentials = serde_json::from_slice(plain).map_err(|_| memory_error())?;
+        let expiry = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                u64::try_from(entry.expires_at.unix_timestamp()).unwrap_or(0),
+            );
+        Ok(AwsSession {
+            credentials: aws_sdk_ec2::config::Credentials::new(
+                plain.access_key_id.clone(),
+                plain.secret_access_key.clone(),
+                Some(plain.session_token.clone()),
+                Some(expiry),
+                "voxgate-broker",
+            ),
+            sdk: self.sdk.clone(),
+            default_region: region.to_owned(),
+        })
+    }
+}
+
+fn aad(key: &CacheKey) -> Vec<u8> {
+    format!("{}\0{}\0{}", key.account, key.user, key.policy).into_bytes()
+}
+
+fn classify<R: fmt::Debug>(
+    error: SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError, R>,
+) -> BrokerError {
+    match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown");
+            let message = service.err().message().unwrap_or("");
+            if code == "AccessDenied" {
+                BrokerError::TrustRejected(format!("{code}: {message}"))
+            } else {
+                BrokerError::Sts(format!("{code}: {message}"))
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            BrokerError::Unreachable(aws_sdk_sts::error::DisplayErrorContext(&error).to_string())
+        }
+        _ => BrokerError::Sts(aws_sdk_sts::error::DisplayErrorContext(&error).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{TenantId, UserId};
+
+    fn user(name: &str) -> User {
+        User {
+            id: UserId("u_1".into()),
+            tenant_id: TenantId("t_1".into()),
+            name: name.into(),
+            alexa_user_id: None,
+            oauth_subject: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn session_names_are_what_iam_accepts() {
+        assert_eq!(
+            role_session_name(&user("Ada Lovelace")),
+            "voxgate-Ada-Lovelace"
+        );
+        assert_eq!(source_identity(&user("Ada Lovelace")), "Ada-Lovelace");
+        assert_eq!(source_identity(&user("x")), "user-x");
+        assert_eq!(role_session_name(&user(&"a".repeat(80))).len(), 64);
+        assert_eq!(source_identity(&user(&"a".repeat(80))).len(), 64);
+    }
+}

@@ -1,0 +1,56 @@
+//! The operation catalog: what each operation needs from IAM (its session policy), and its
+//! execution through aws-sdk clients. Knows nothing of HTTP or Alexa; the broker hands it
+//! clients, the skill turns its results and errors into sentences.
+
+pub mod ec2;
+pub mod policy;
+
+pub use policy::SessionPolicy;
+
+/// Why an AWS call failed, in terms the skill can speak about.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The role's permissions do not allow the call.
+    #[error("AWS denied the call: {0}")]
+    AccessDenied(String),
+    /// AWS could not be reached.
+    #[error("AWS could not be reached: {0}")]
+    Unreachable(String),
+    /// Any other AWS error.
+    #[error("AWS error {code}: {message}")]
+    Aws {
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+}
+
+impl OpsError {
+    /// Classifies an SDK error.
+    pub fn from_sdk<E, R>(error: aws_sdk_ec2::error::SdkError<E, R>) -> Self
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_ec2::error::SdkError;
+        match &error {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().unwrap_or("Unknown").to_owned();
+                let message = service.err().message().unwrap_or("").to_owned();
+                if code.contains("AccessDenied") || code.contains("UnauthorizedOperation") {
+                    Self::AccessDenied(format!("{code}: {message}"))
+                } else {
+                    Self::Aws { code, message }
+                }
+            }
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                Self::Unreachable(aws_sdk_ec2::error::DisplayErrorContext(&error).to_string())
+            }
+            _ => Self::Aws {
+                code: "Unknown".into(),
+                message: aws_sdk_ec2::error::DisplayErrorContext(&error).to_string(),
+            },
+        }
+    }
+}

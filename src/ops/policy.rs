@@ -1,0 +1,69 @@
+//! Session policies: the inline policy sent with AssumeRole, so that a session can do only
+//! what one operation needs even if the customer's role allows more.
+
+use serde_json::{Value, json};
+
+/// One `Allow` statement.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Statement {
+    /// IAM actions, e.g. `ec2:DescribeInstances`.
+    pub actions: Vec<String>,
+    /// Resource ARNs, or `*` for actions without resource-level permissions.
+    pub resources: Vec<String>,
+}
+
+/// An inline session policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionPolicy {
+    statements: Vec<Statement>,
+}
+
+impl SessionPolicy {
+    /// Allows `actions` on `resources`.
+    pub fn allow(actions: &[&str], resources: &[&str]) -> Self {
+        Self {
+            statements: vec![Statement {
+                actions: actions.iter().map(|a| (*a).to_owned()).collect(),
+                resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+            }],
+        }
+    }
+
+    /// The statements.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+
+    /// The policy document, as sent to STS.
+    pub fn to_json(&self) -> String {
+        let statements: Vec<Value> = self
+            .statements
+            .iter()
+            .map(|s| {
+                json!({
+                    "Effect": "Allow",
+                    "Action": s.actions,
+                    "Resource": s.resources,
+                })
+            })
+            .collect();
+        json!({"Version": "2012-10-17", "Statement": statements}).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_an_iam_policy_document() {
+        let policy = SessionPolicy::allow(&["ec2:DescribeInstances"], &["*"]);
+        let doc: Value = serde_json::from_str(&policy.to_json()).expect("json");
+        assert_eq!(
+            doc,
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": ["*"]}
+            ]})
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Durable state behind one trait, [`Store`], with one [`connect`] that picks the backend
+//! from the URL: SQLite (the embedded default, a file) or PostgreSQL (for several replicas
+//! sharing state). Each backend has its own migrations under `migrations/<backend>/`,
+//! applied at connect time.
+//!
+//! The store keeps secrets only sealed (see [`crate::cloud::seal`]); it never sees a
+//! plaintext role ARN, ExternalId, key or token.
+
+pub mod model;
+mod sql;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use model::*;
+pub use sql::SqlStore;
+
+/// The default store: `voxgate.db` in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://voxgate.db";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record with the same unique key exists.
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// A referenced record does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The database URL is not one voxgate can use.
+    #[error(
+        "'{0}' is not a database URL voxgate understands: use sqlite://FILE (or a plain file \
+         path) or postgres://USER@HOST:PORT/DB, via --database-url or VOXGATE_DATABASE_URL"
+    )]
+    BadUrl(String),
+    /// Could not connect or migrate.
+    #[error("cannot open the database {url}: {reason}")]
+    Connect {
+        /// The URL, without password.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Anything else from the database.
+    #[error("database error: {0}")]
+    Backend(#[from] sqlx::Error),
+}
+
+/// Everything voxgate keeps.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Which backend this is ("sqlite" or "postgres").
+    fn backend(&self) -> &'static str;
+
+    /// Adds a tenant; its name must be new (regardless of case).
+    async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError>;
+    /// All tenants, by name.
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+    /// The tenant with this name (regardless of case).
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError>;
+    /// The tenant with this id.
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+
+    /// Adds a user.
+    async fn add_user(&self, user: &NewUser, now: i64) -> Result<User, StoreError>;
+    /// Users, of one tenant or all.
+    async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError>;
+    /// The user enrolled with this Alexa user id.
+    async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// The user enrolled with this OAuth subject.
+    async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError>;
+
+    /// Links an AWS account.
+    async fn add_account(
+        &self,
+        account: &NewAccount,
+        now: i64,
+    ) -> Result<LinkedAccount, StoreError>;
+    /// Linked accounts, of one tenant or all, by name.
+    async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError>;
+}
+
+/// Opens the store at `url` (applying migrations): `sqlite://FILE`, a plain file path, or
+/// `postgres://…`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqlStore::connect(url).await?))
+}

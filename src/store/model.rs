@@ -1,0 +1,297 @@
+//! The records the store keeps, and the parsed names they are made of. Parse, don't
+//! validate: once you hold a [`TenantName`] or [`AlexaUserId`], it is well-formed.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::cloud::seal::Sealed;
+
+/// Why a name or id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+fn check_name(kind: &str, raw: &str) -> Result<String, InvalidInput> {
+    let name = raw.trim();
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'));
+    let starts_well = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.is_empty() || name.len() > 64 || !ok_chars || !starts_well {
+        return Err(InvalidInput(format!(
+            "'{raw}' is not a valid {kind} name: use 1 to 64 letters, digits, spaces, '-', '_' \
+             or '.', starting with a letter or digit"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $ty(String);
+
+        impl $ty {
+            /// Parses a name given by an operator.
+            pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+                check_name($kind, raw).map(Self)
+            }
+
+            /// The name.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A tenant's name, unique regardless of case.
+    TenantName,
+    "tenant"
+);
+name_type!(
+    /// A user's name, unique within the tenant regardless of case.
+    UserName,
+    "user"
+);
+name_type!(
+    /// A linked account's label ("prod"), unique within the tenant regardless of case.
+    AccountName,
+    "account"
+);
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $ty(pub(crate) String);
+
+        impl $ty {
+            /// The id.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// Internal id of a tenant.
+    TenantId
+);
+id_type!(
+    /// Internal id of a user.
+    UserId
+);
+id_type!(
+    /// Internal id of a linked AWS account.
+    AccountId
+);
+
+/// The `userId` Alexa sends for a person using the skill.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct AlexaUserId(String);
+
+impl AlexaUserId {
+    /// Parses `amzn1.ask.account.…`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let raw = raw.trim();
+        let valid = raw.strip_prefix("amzn1.ask.account.").is_some_and(|rest| {
+            !rest.is_empty() && rest.len() <= 512 && rest.chars().all(|c| c.is_ascii_graphic())
+        });
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidInput(format!(
+                "'{raw}' is not an Alexa user id: they look like amzn1.ask.account.AEXAMPLE…, as \
+                 logged by voxgate serve when an unknown user speaks"
+            )))
+        }
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The `sub` of an OAuth access token from account linking.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OAuthSubject(String);
+
+impl OAuthSubject {
+    /// Parses a non-empty subject of printable characters.
+    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 255 || !raw.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(InvalidInput(format!(
+                "'{raw}' is not an OAuth subject: give the token's 'sub' claim (1 to 255 printable \
+                 characters)"
+            )));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The subject.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    /// Internal id.
+    pub id: TenantId,
+    /// Name.
+    pub name: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A person who may use the skill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Internal id.
+    pub id: UserId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Name (shown in CloudTrail as the source identity).
+    pub name: String,
+    /// Alexa user id, if enrolled that way.
+    pub alexa_user_id: Option<String>,
+    /// OAuth subject, if enrolled that way.
+    pub oauth_subject: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Name.
+    pub name: UserName,
+    /// Alexa user id.
+    pub alexa_user_id: Option<AlexaUserId>,
+    /// OAuth subject.
+    pub oauth_subject: Option<OAuthSubject>,
+}
+
+/// A linked AWS account. Role ARN and ExternalId stay sealed here; only the broker opens
+/// them, for the moment of an AssumeRole call.
+#[derive(Debug, Clone)]
+pub struct LinkedAccount {
+    /// Internal id.
+    pub id: AccountId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Label ("prod").
+    pub name: String,
+    /// Default region.
+    pub region: String,
+    /// Sealed role ARN.
+    pub role_arn: Sealed,
+    /// Sealed ExternalId.
+    pub external_id: Sealed,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A new linked account, already sealed.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Id chosen by the caller (it is part of the sealing context).
+    pub id: AccountId,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Label.
+    pub name: AccountName,
+    /// Default region.
+    pub region: String,
+    /// Sealed role ARN.
+    pub role_arn: Sealed,
+    /// Sealed ExternalId.
+    pub external_id: Sealed,
+    /// SHA-256 (hex) of the ExternalId, for uniqueness.
+    pub external_id_digest: String,
+}
+
+/// A fresh random id with a readable prefix, e.g. `t_3f9c…`.
+pub fn new_id(prefix: &str) -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 12];
+    // SystemRandom only fails if the OS has no randomness at all; nothing sensible is left.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        panic!("the operating system's random number generator failed");
+    }
+    format!("{prefix}_{}", hex::encode(bytes))
+}
+
+impl TenantId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(new_id("t"))
+    }
+}
+
+impl UserId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(new_id("u"))
+    }
+}
+
+impl AccountId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(new_id("a"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_parsed() {
+        assert_eq!(
+            TenantName::parse("  acme-prod ").expect("ok").as_str(),
+            "acme-prod"
+        );
+        for bad in ["", " ", "-x", "a/b", "x'; drop table", &"a".repeat(65)] {
+            assert!(TenantName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn alexa_user_ids_are_parsed() {
+        assert!(AlexaUserId::parse("amzn1.ask.account.AEXAMPLE").is_ok());
+        for bad in ["", "amzn1.ask.account.", "bob", "amzn1.ask.skill.x"] {
+            assert!(AlexaUserId::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

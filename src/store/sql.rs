@@ -1,0 +1,374 @@
+//! The [`Store`] on SQL through sqlx's `Any` driver: one set of queries for SQLite and
+//! PostgreSQL (both understand `$1` placeholders, `lower()`, `RETURNING`), the backend
+//! chosen by the URL, and migrations per backend.
+
+use async_trait::async_trait;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _, Row as _};
+
+use super::model::*;
+use super::{Store, StoreError};
+use crate::cloud::seal::Sealed;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The SQL store.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// `url` without a password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Normalises what the operator gave: a plain path becomes a `sqlite://` URL that creates
+/// the file if missing.
+fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("sqlite:") {
+        rest
+    } else if !url.is_empty() && !url.contains("://") {
+        url
+    } else {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    };
+    if path.is_empty() {
+        return Err(StoreError::BadUrl(url.to_owned()));
+    }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    Ok((
+        Backend::Sqlite,
+        format!("sqlite://{path}?{}", params.join("&")),
+    ))
+}
+
+fn unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn tenant_from(row: &sqlx::any::AnyRow) -> Result<Tenant, sqlx::Error> {
+    Ok(Tenant {
+        id: TenantId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_from(row: &sqlx::any::AnyRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: UserId(row.try_get("id")?),
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        name: row.try_get("name")?,
+        alexa_user_id: row.try_get("alexa_user_id")?,
+        oauth_subject: row.try_get("oauth_subject")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn account_from(row: &sqlx::any::AnyRow) -> Result<LinkedAccount, sqlx::Error> {
+    Ok(LinkedAccount {
+        id: AccountId(row.try_get("id")?),
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        name: row.try_get("name")?,
+        region: row.try_get("region")?,
+        role_arn: Sealed::from_bytes(row.try_get("role_arn_sealed")?),
+        external_id: Sealed::from_bytes(row.try_get("external_id_sealed")?),
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const USER_COLUMNS: &str = "id, tenant_id, name, alexa_user_id, oauth_subject, created_at";
+const ACCOUNT_COLUMNS: &str =
+    "id, tenant_id, name, region, role_arn_sealed, external_id_sealed, created_at";
+
+impl SqlStore {
+    /// Connects and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (backend, url) = normalise(url)?;
+        let connect_error = |e: &dyn std::fmt::Display| StoreError::Connect {
+            url: redact(&url),
+            reason: e.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // concurrent writers wait instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(|e| connect_error(&e))?;
+        Ok(Self { pool, backend })
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
+        let id = TenantId::generate();
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(name.as_str())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Duplicate(format!("a tenant named '{name}'"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(Tenant {
+            id,
+            name: name.as_str().to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY lower(name)")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)")
+                .bind(name.trim())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
+        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
+    }
+
+    async fn add_user(&self, user: &NewUser, now: i64) -> Result<User, StoreError> {
+        let id = UserId::generate();
+        let alexa = user.alexa_user_id.as_ref().map(|a| a.as_str().to_owned());
+        let oauth = user.oauth_subject.as_ref().map(|s| s.as_str().to_owned());
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, name, alexa_user_id, oauth_subject, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(user.tenant_id.as_str())
+        .bind(user.name.as_str())
+        .bind(alexa.clone())
+        .bind(oauth.clone())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!(
+                    "a user with that name in this tenant, or with that Alexa user id or OAuth \
+                     subject ('{}')",
+                    user.name
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(User {
+            id,
+            tenant_id: user.tenant_id.clone(),
+            name: user.name.as_str().to_owned(),
+            alexa_user_id: alexa,
+            oauth_subject: oauth,
+            created_at: now,
+        })
+    }
+
+    async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY lower(name)"
+                ))
+                .bind(t.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users ORDER BY tenant_id, lower(name)"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.iter().map(user_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1"
+        ))
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    async fn add_account(
+        &self,
+        account: &NewAccount,
+        now: i64,
+    ) -> Result<LinkedAccount, StoreError> {
+        sqlx::query(
+            "INSERT INTO aws_accounts (id, tenant_id, name, region, role_arn_sealed, \
+             external_id_sealed, external_id_digest, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(account.id.as_str())
+        .bind(account.tenant_id.as_str())
+        .bind(account.name.as_str())
+        .bind(account.region.as_str())
+        .bind(account.role_arn.as_bytes().to_vec())
+        .bind(account.external_id.as_bytes().to_vec())
+        .bind(account.external_id_digest.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!(
+                    "an account named '{}' in this tenant",
+                    account.name
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(LinkedAccount {
+            id: account.id.clone(),
+            tenant_id: account.tenant_id.clone(),
+            name: account.name.as_str().to_owned(),
+            region: account.region.clone(),
+            role_arn: account.role_arn.clone(),
+            external_id: account.external_id.clone(),
+            created_at: now,
+        })
+    }
+
+    async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = $1 ORDER BY lower(name)"
+                ))
+                .bind(t.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts ORDER BY tenant_id, lower(name)"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_normalised() {
+        assert_eq!(
+            normalise("voxgate.db").expect("ok"),
+            (Backend::Sqlite, "sqlite://voxgate.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalise("sqlite:///tmp/x.db").expect("ok"),
+            (Backend::Sqlite, "sqlite:///tmp/x.db?mode=rwc".into())
+        );
+        assert_eq!(
+            normalise("sqlite://x.db?mode=ro").expect("ok"),
+            (Backend::Sqlite, "sqlite://x.db?mode=ro".into())
+        );
+        assert_eq!(
+            normalise("postgres://u@h/db").expect("ok").0,
+            Backend::Postgres
+        );
+        assert!(normalise("mysql://x").is_err());
+        assert!(normalise("").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_messages() {
+        assert_eq!(
+            redact("postgres://user:hunter2@host/db"),
+            "postgres://user:****@host/db"
+        );
+    }
+}

@@ -1,0 +1,264 @@
+//! AWS for tests: a real moto_server (shared by the run when scripts/test started one, else
+//! spawned for this test binary), a recording proxy in front of it so tests can read the
+//! exact requests voxgate sent (moto does not enforce ExternalId, session policies or
+//! durations), and helpers that seed resources through the AWS APIs.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// The moto endpoint for this test binary.
+pub static MOTO: LazyLock<String> = LazyLock::new(|| {
+    if let Ok(url) = std::env::var("VOXGATE_TEST_MOTO_URL") {
+        return url;
+    }
+    let server = std::env::var("VOXGATE_MOTO_SERVER")
+        .unwrap_or_else(|_| format!("{}/.venv/bin/moto_server", env!("CARGO_MANIFEST_DIR")));
+    assert!(
+        std::path::Path::new(&server).exists(),
+        "moto_server not found at {server}: run ./scripts/test, which installs moto into .venv"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The shell watches this test process and stops moto when it exits; it outlives us by
+    // design, so it is never waited for.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .args([
+            "-c",
+            r#"MOTO_EC2_LOAD_DEFAULT_AMIS=false "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 & m=$!
+               while kill -0 "$2" 2>/dev/null; do sleep 1; done; kill $m"#,
+            &server,
+            &port.to_string(),
+            &std::process::id().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "moto_server did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    format!("http://127.0.0.1:{port}")
+});
+
+/// SDK settings as the tests use them: explicit region, static test credentials (requests
+/// must be signed; moto routes by the SigV4 scope), the given endpoint, no retries.
+pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "testing", "testing", None, None, "tests",
+        )))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .build()
+}
+
+/// One request that passed through the proxy.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub path: String,
+    pub authorization: String,
+    pub body: Vec<u8>,
+}
+
+impl Captured {
+    /// Form fields of a query-protocol request (STS, EC2).
+    pub fn form(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(&self.body)
+            .into_owned()
+            .collect()
+    }
+
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn action(&self) -> Option<String> {
+        self.field("Action")
+    }
+}
+
+/// A proxy in front of moto that records every request.
+#[derive(Clone)]
+pub struct RecordingProxy {
+    pub url: String,
+    pub captured: Arc<Mutex<Vec<Captured>>>,
+}
+
+#[derive(Clone)]
+struct ProxyState {
+    upstream: String,
+    captured: Arc<Mutex<Vec<Captured>>>,
+    http: reqwest::Client,
+}
+
+async fn forward(
+    State(state): State<ProxyState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    state.captured.lock().unwrap().push(Captured {
+        path: path.clone(),
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        body: body.to_vec(),
+    });
+    let mut request = state
+        .http
+        .request(method, format!("{}{path}", state.upstream));
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(upstream) => {
+            let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
+            let mut out = HeaderMap::new();
+            for (name, value) in upstream.headers() {
+                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+                    out.insert(name.clone(), value.clone());
+                }
+            }
+            let bytes = upstream.bytes().await.unwrap_or_default();
+            (status, out, bytes).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+impl RecordingProxy {
+    pub async fn start(upstream: &str) -> Self {
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let state = ProxyState {
+            upstream: upstream.to_owned(),
+            captured: Arc::clone(&captured),
+            http: reqwest::Client::new(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { url, captured }
+    }
+
+    /// Every AssumeRole request that went through, in order.
+    pub fn assume_role_calls(&self) -> Vec<Captured> {
+        self.captured
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.action().as_deref() == Some("AssumeRole"))
+            .cloned()
+            .collect()
+    }
+}
+
+/// A 12-digit account id no other test uses.
+pub fn fresh_account_id() -> String {
+    let suffix = super::unique_suffix();
+    let digits: String = suffix.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!("{:0>12}", &digits[digits.len().saturating_sub(12)..])
+}
+
+/// An EC2 client acting in `account` (through AssumeRole, as moto's multi-account mode
+/// works), for seeding.
+pub async fn ec2_in(account: &str, region: &str) -> aws_sdk_ec2::Client {
+    let base = sdk_config(&MOTO);
+    let sts = aws_sdk_sts::Client::new(&base);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seeder"))
+        .role_session_name("seeder")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    let config = aws_sdk_ec2::config::Builder::from(&base)
+        .credentials_provider(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "seeder",
+        ))
+        .region(aws_sdk_ec2::config::Region::new(region.to_owned()))
+        .build();
+    aws_sdk_ec2::Client::from_conf(config)
+}
+
+/// Runs an instance named `name` with extra tags; stops it if `running` is false.
+pub async fn seed_instance(
+    ec2: &aws_sdk_ec2::Client,
+    name: &str,
+    tags: &[(&str, &str)],
+    running: bool,
+) -> String {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let mut spec = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(Tag::builder().key("Name").value(name).build());
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12345678")
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .unwrap();
+    let id = out.instances()[0].instance_id().unwrap().to_owned();
+    if !running {
+        ec2.stop_instances().instance_ids(&id).send().await.unwrap();
+    }
+    id
+}
+
+/// moto's record of what it answered (`/moto-api/data.json`).
+pub async fn moto_data() -> serde_json::Value {
+    let bytes = reqwest::get(format!("{}/moto-api/data.json", &*MOTO))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
