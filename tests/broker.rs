@@ -396,6 +396,51 @@ async fn an_unreachable_aws_is_said_plainly() {
 }
 
 #[tokio::test]
+async fn a_role_that_turns_voxgate_away_is_said_plainly() {
+    // A moto that enforces IAM: after two free set-up calls, voxgate's own identity is an
+    // IAM user without sts:AssumeRole, and STS answers AccessDenied, as AWS does when the
+    // role's trust policy or ExternalId does not match.
+    let strict = common::aws::spawn_moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "2")]);
+    common::aws::iam_call(
+        &strict,
+        &[("Action", "CreateUser"), ("UserName", "voxgate")],
+    )
+    .await;
+    let key = common::aws::iam_call(
+        &strict,
+        &[("Action", "CreateAccessKey"), ("UserName", "voxgate")],
+    )
+    .await;
+    let aws = common::aws::sdk_config_as(
+        &strict,
+        &common::aws::xml_value(&key, "AccessKeyId"),
+        &common::aws::xml_value(&key, "SecretAccessKey"),
+    );
+    let db = TestDb::new(Backend::Sqlite).await;
+    let server = TestServer::start_on(
+        &PKI,
+        db,
+        aws,
+        voxgate::clock::ManualClock::starting_now(),
+        |_| {},
+    )
+    .await;
+    let acme = server.tenant("acme").await;
+    server.enrol(&acme, "alice", ALICE).await;
+    server
+        .link(&acme, "prod", &fresh_account_id(), "eu-west-1")
+        .await;
+    let response = server
+        .say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "Your AWS account turned voxgate away: the role's trust policy or external ID doesn't \
+         match what voxgate has. Nothing was changed. Ask your operator to check the account link."
+    );
+}
+
+#[tokio::test]
 async fn a_stranger_hears_how_to_get_set_up() {
     let server = TestServer::start(&PKI).await;
     let response = server

@@ -350,17 +350,25 @@ fn aad(key: &CacheKey) -> Vec<u8> {
     format!("{}\0{}\0{}", key.account, key.user, key.policy).into_bytes()
 }
 
-fn classify<R: fmt::Debug>(
-    error: SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError, R>,
+fn classify(
+    error: SdkError<
+        aws_sdk_sts::operation::assume_role::AssumeRoleError,
+        aws_sdk_sts::config::http::HttpResponse,
+    >,
 ) -> BrokerError {
     match &error {
         SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("Unknown");
+            let code = service.err().code();
             let message = service.err().message().unwrap_or("");
-            if code == "AccessDenied" {
-                BrokerError::TrustRejected(format!("{code}: {message}"))
+            let status = service.raw().status().as_u16();
+            // STS refuses with AccessDenied (HTTP 403). When the error body cannot be read
+            // (moto's IAM checks answer in another XML envelope), the status still says it.
+            let refused = code == Some("AccessDenied") || (code.is_none() && status == 403);
+            let code = code.unwrap_or("Unknown");
+            if refused {
+                BrokerError::TrustRejected(format!("{code} (HTTP {status}): {message}"))
             } else {
-                BrokerError::Sts(format!("{code}: {message}"))
+                BrokerError::Sts(format!("{code} (HTTP {status}): {message}"))
             }
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {

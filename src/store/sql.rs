@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor as _, Row as _};
+use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
 
 use super::model::*;
 use super::{Store, StoreError};
@@ -116,7 +116,16 @@ impl SqlStore {
             url: redact(&url),
             reason: e.to_string(),
         };
+        // One direct attempt first: a wrong address fails at once instead of after the
+        // pool's retries.
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .map_err(|e| connect_error(&e))?
+            .close()
+            .await
+            .map_err(|e| connect_error(&e))?;
         let pool = AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {

@@ -203,14 +203,21 @@ impl TestServer {
         tweak: impl FnOnce(&mut ServeArgs),
     ) -> Self {
         let db = TestDb::new(backend).await;
-        Self::start_on(pki, db, aws_endpoint, ManualClock::starting_now(), tweak).await
+        Self::start_on(
+            pki,
+            db,
+            aws::sdk_config(aws_endpoint),
+            ManualClock::starting_now(),
+            tweak,
+        )
+        .await
     }
 
     /// A server on an existing database (e.g. a second replica, or after a restart).
     pub async fn start_on(
         pki: &Pki,
         db: TestDb,
-        aws_endpoint: &str,
+        aws: aws_config::SdkConfig,
         clock: ManualClock,
         tweak: impl FnOnce(&mut ServeArgs),
     ) -> Self {
@@ -222,7 +229,7 @@ impl TestServer {
         tweak(&mut args);
         let runtime = Runtime {
             clock: Arc::new(clock.clone()),
-            aws: aws::sdk_config(aws_endpoint),
+            aws,
         };
         let app = App::build(args.into_settings().unwrap(), runtime)
             .await

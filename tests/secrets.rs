@@ -1,0 +1,211 @@
+//! Secrets never reach a log, the database or the disk: the whole flow through the real
+//! binary (link an account, serve, ask what's running against moto), then a scan of every
+//! log line and every file voxgate wrote for the ExternalId, the role ARN and the STS
+//! credentials moto issued.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::aws::{MOTO, ec2_in, fresh_account_id, moto_data, seed_instance};
+
+fn voxgate(dir: &std::path::Path, log_filter: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("VOXGATE_") || key.starts_with("AWS_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.current_dir(dir)
+        .env("VOXGATE_LOG", log_filter)
+        .env("AWS_ENDPOINT_URL", &*MOTO)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd
+}
+
+fn run(dir: &std::path::Path, log: &Arc<Mutex<String>>, args: &[&str]) -> String {
+    let out = voxgate(dir, "debug").args(args).output().unwrap();
+    log.lock()
+        .unwrap()
+        .push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn no_secret_reaches_a_log_the_database_or_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let account = fresh_account_id();
+    let role_arn = format!("arn:aws:iam::{account}:role/voxgate-access");
+    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
+
+    run(dir.path(), &log, &["tenant", "add", "acme"]);
+    run(
+        dir.path(),
+        &log,
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "alice",
+            "--alexa-user-id",
+            "amzn1.ask.account.ALICE",
+        ],
+    );
+    let linked: serde_json::Value = serde_json::from_str(&run(
+        dir.path(),
+        &log,
+        &[
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--role-arn",
+            &role_arn,
+            "--region",
+            "eu-west-1",
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let external_id = linked["external_id"].as_str().unwrap().to_owned();
+
+    // Serve with every log target at trace, the most verbose level.
+    let mut child = voxgate(dir.path(), "trace")
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let serve_log = Arc::clone(&log);
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = addr_tx.send(rest.split_whitespace().next().unwrap().to_owned());
+            }
+            serve_log.lock().unwrap().push_str(&line);
+            line.clear();
+        }
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+        serve_log.lock().unwrap().push_str(&rest);
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("voxgate serve started");
+
+    let body = common::intent_from(
+        "amzn1.ask.account.ALICE",
+        "ListInstancesIntent",
+        &[],
+        time::OffsetDateTime::now_utc(),
+    );
+    let response: serde_json::Value = serde_json::from_slice(
+        &reqwest::Client::new()
+            .post(format!("http://{addr}/alexa"))
+            .body(serde_json::to_vec(&body).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        common::speech(&response),
+        "In eu-west-1, 1 instance is running: web-1."
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "voxgate did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap();
+
+    // What moto issued for this account.
+    let data = moto_data().await;
+    let issued: Vec<&serde_json::Value> = data["sts"]["AssumedRole"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["role_arn"] == role_arn.as_str())
+        .collect();
+    assert_eq!(issued.len(), 1, "voxgate assumed the role once");
+    let mut secrets = vec![
+        ("ExternalId", external_id.clone()),
+        ("role ARN", role_arn.clone()),
+        ("AWS account id", account.clone()),
+    ];
+    for record in issued {
+        assert_eq!(record["external_id"], external_id.as_str());
+        secrets.push((
+            "STS secret key",
+            record["secret_access_key"].as_str().unwrap().to_owned(),
+        ));
+        secrets.push((
+            "STS session token",
+            record["session_token"].as_str().unwrap().to_owned(),
+        ));
+        secrets.push((
+            "STS access key id",
+            record["access_key_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("DEBUG"), "the scan ran with debug logging");
+    for (what, secret) in &secrets {
+        if let Some(line) = log.lines().find(|l| l.contains(secret.as_str())) {
+            panic!("the {what} appears in the log: {}", {
+                let i = line.find(secret.as_str()).unwrap();
+                &line[i.saturating_sub(700)..(i + 100).min(line.len())]
+            });
+        }
+        for (file, bytes) in files_under(dir.path()) {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the {what} appears in {file}"
+            );
+        }
+    }
+}
