@@ -43,21 +43,22 @@ pub async fn link(
 ) -> Result<Linked, LinkError> {
     let external_id = ExternalId::generate()?;
     let tenant_key = tenant.id.as_str();
+    let id = AccountId::generate();
     let account = NewAccount {
-        id: AccountId::generate(),
+        id: id.clone(),
         tenant_id: tenant.id.clone(),
         name: name.clone(),
         region: region.as_str().to_owned(),
         role_arn: sealer
             .seal(
                 role_arn.as_str().as_bytes(),
-                &SealContext::new(tenant_key, Purpose::RoleArn),
+                &SealContext::new(tenant_key, Purpose::RoleArn, id.as_str()),
             )
             .await?,
         external_id: sealer
             .seal(
                 external_id.expose().as_bytes(),
-                &SealContext::new(tenant_key, Purpose::ExternalId),
+                &SealContext::new(tenant_key, Purpose::ExternalId, id.as_str()),
             )
             .await?,
         external_id_digest: external_id.digest(),

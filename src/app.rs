@@ -71,7 +71,7 @@ impl App {
         let identity = Identity::new(Arc::clone(&store), tokens);
         let mode = match settings.verification {
             Verification::Enforce { roots, source } => {
-                Mode::Enforce(ChainStore::new(roots, source)?)
+                Mode::Enforce(Box::new(ChainStore::new(roots, source)?))
             }
             Verification::InsecureSkip => {
                 warn!(

@@ -315,11 +315,6 @@ async fn user(command: UserCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The role name at the end of the ARN's path.
-fn role_name(arn: &RoleArn) -> &str {
-    arn.as_str().rsplit('/').next().unwrap_or("voxgate-access")
-}
-
 async fn link_account(args: LinkArgs) -> anyhow::Result<()> {
     // Everything is checked before anything is written.
     let role_arn = RoleArn::parse(&args.role_arn)?;
@@ -379,17 +374,20 @@ async fn link_account(args: LinkArgs) -> anyhow::Result<()> {
     let trusted_text = trusted
         .clone()
         .unwrap_or_else(|| "<voxgate's AWS account id: set VOXGATE_TRUSTED_ACCOUNT_ID>".into());
-    let role = role_name(&role_arn);
+    let role = role_arn.name();
+    let role_path = role_arn.path();
     let parameters = json!({
         "VoxgateAccountId": trusted_text,
         "ExternalId": external_id.expose(),
         "RoleName": role,
+        "RolePath": role_path,
     });
     let cli_command = format!(
         "aws cloudformation create-stack --stack-name voxgate-access --region {region} \
          --capabilities CAPABILITY_NAMED_IAM --template-body file://deploy/customer-role.yaml \
          --parameters ParameterKey=VoxgateAccountId,ParameterValue={trusted_text} \
-         ParameterKey=ExternalId,ParameterValue={} ParameterKey=RoleName,ParameterValue={role}",
+         ParameterKey=ExternalId,ParameterValue={} ParameterKey=RoleName,ParameterValue={role} \
+         ParameterKey=RolePath,ParameterValue={role_path}",
         external_id.expose()
     );
     let quick_create = template_url.map(|template| {
@@ -403,7 +401,8 @@ async fn link_account(args: LinkArgs) -> anyhow::Result<()> {
             .append_pair("stackName", "voxgate-access")
             .append_pair("param_VoxgateAccountId", &trusted_text)
             .append_pair("param_ExternalId", external_id.expose())
-            .append_pair("param_RoleName", role);
+            .append_pair("param_RoleName", role)
+            .append_pair("param_RolePath", &role_path);
         url.set_fragment(Some(&format!("/stacks/quickcreate?{}", fragment.finish())));
         url.to_string()
     });
@@ -429,7 +428,8 @@ async fn link_account(args: LinkArgs) -> anyhow::Result<()> {
     println!("The customer creates the role in their account with deploy/customer-role.yaml:");
     println!("  ExternalId        {}", external_id.expose());
     println!("  VoxgateAccountId  {trusted_text}");
-    println!("  RoleName          {role}\n");
+    println!("  RoleName          {role}");
+    println!("  RolePath          {role_path}\n");
     println!("With the AWS CLI:\n  {cli_command}\n");
     match quick_create {
         Some(url) => println!("Or in the AWS console (quick-create):\n  {url}"),

@@ -188,12 +188,25 @@ impl TokenVerifier {
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
+            // Encryption keys, and keys of algorithms voxgate cannot verify, are skipped, so
+            // one unusual key in the set does not break sign-in for everyone.
+            let signing = jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_none_or(|u| *u == jsonwebtoken::jwk::PublicKeyUse::Signature);
+            if !signing {
+                continue;
+            }
             let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
             else {
                 continue;
             };
             let algorithm = match jwk.common.key_algorithm.map(|a| a.to_string()) {
-                Some(name) => name.parse::<Algorithm>().map_err(|e| e.to_string())?,
+                Some(name) => match name.parse::<Algorithm>() {
+                    Ok(algorithm) => algorithm,
+                    Err(_) => continue,
+                },
                 None => match &jwk.algorithm {
                     jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
                     _ => Algorithm::RS256,

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod alexa;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod cloud;

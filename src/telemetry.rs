@@ -1,14 +1,18 @@
 //! Logging set-up. Log lines carry reasons and ids, never secrets: secret values are held in
 //! types whose `Debug` redacts them, and handlers skip their arguments when instrumented.
 
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer as _, fmt};
 
 use crate::config::{LogArgs, LogFormat};
 
 /// Targets of the AWS SDK whose debug and trace output names credentials (the runtime
 /// prints the identity it signs with, including the access key id, and the signer prints
-/// canonical requests with the session token). They stay at `info` whatever the filter
-/// says, so no log level can leak STS credentials.
+/// canonical requests with the session token).
 const SDK_TARGETS_CAPPED_AT_INFO: &[&str] = &[
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
@@ -22,24 +26,49 @@ const SDK_TARGETS_CAPPED_AT_INFO: &[&str] = &[
     "aws_sdk_kms",
 ];
 
-/// The filter for `spec`, with the SDK's credential-bearing targets capped.
+/// Whether a log event may be written: the SDK's credential-bearing targets (and all of
+/// their submodules) never above `info`. Applied on top of the operator's filter, so no
+/// directive (`aws_sigv4::http_request=trace` included) can lift it.
+fn sdk_capped(target: &str, level: &Level) -> bool {
+    let sdk = SDK_TARGETS_CAPPED_AT_INFO.iter().any(|t| {
+        target == *t
+            || target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.starts_with("::"))
+    });
+    !sdk || *level <= Level::INFO
+}
+
+/// The operator's filter.
 pub fn filter(spec: &str) -> anyhow::Result<EnvFilter> {
-    let mut filter = EnvFilter::try_new(spec)
-        .map_err(|e| anyhow::anyhow!("--log (VOXGATE_LOG) '{spec}' is not a log filter: {e}"))?;
-    for target in SDK_TARGETS_CAPPED_AT_INFO {
-        filter = filter.add_directive(format!("{target}=info").parse()?);
-    }
-    Ok(filter)
+    EnvFilter::try_new(spec)
+        .map_err(|e| anyhow::anyhow!("--log (VOXGATE_LOG) '{spec}' is not a log filter: {e}"))
 }
 
 /// Installs the global log subscriber (stderr). Call once, from `main`.
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&args.filter)?)
-        .with_writer(std::io::stderr);
-    let result = match args.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let filter =
+        filter(&args.filter)?.and(filter_fn(|meta| sdk_capped(meta.target(), meta.level())));
+    let layer = match args.log_format {
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
-    result.map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_targets_stay_at_info_whatever_the_filter() {
+        assert!(!sdk_capped("aws_sigv4::http_request::sign", &Level::TRACE));
+        assert!(!sdk_capped("aws_smithy_runtime", &Level::DEBUG));
+        assert!(sdk_capped("aws_smithy_runtime", &Level::INFO));
+        assert!(sdk_capped("aws_sigv4_other_crate", &Level::TRACE));
+        assert!(sdk_capped("voxgate::app", &Level::TRACE));
+    }
 }

@@ -300,7 +300,7 @@ async fn sealing_with_kms_round_trips_and_does_not_open_for_another_tenant() {
     let key = kms.create_key().send().await.unwrap();
     let key_id = key.key_metadata().unwrap().key_id().to_owned();
     let sealer = Sealer::kms(kms, key_id.clone());
-    let tenant_a = SealContext::new("t_a", Purpose::ExternalId);
+    let tenant_a = SealContext::new("t_a", Purpose::ExternalId, "a_1");
 
     let first = sealer
         .seal(b"external-id-of-tenant-a", &tenant_a)
@@ -322,12 +322,13 @@ async fn sealing_with_kms_round_trips_and_does_not_open_for_another_tenant() {
         b"another-value"
     );
 
-    // Moved to another tenant, or used for another purpose, it does not open: KMS itself
+    // Moved to another tenant, purpose or account, it does not open: KMS itself
     // refuses the data key under the other encryption context.
     let fresh = Sealer::kms(aws_sdk_kms::Client::new(&sdk_config(&MOTO)), key_id);
     for other in [
-        SealContext::new("t_b", Purpose::ExternalId),
-        SealContext::new("t_a", Purpose::RoleArn),
+        SealContext::new("t_b", Purpose::ExternalId, "a_1"),
+        SealContext::new("t_a", Purpose::RoleArn, "a_1"),
+        SealContext::new("t_a", Purpose::ExternalId, "a_2"),
     ] {
         let result = fresh.open(&first, &other).await;
         assert!(matches!(result, Err(SealError::WrongContext)), "{result:?}");
@@ -455,7 +456,7 @@ async fn a_stranger_hears_how_to_get_set_up() {
         speech(&response).starts_with("I don't know you yet"),
         "{response}"
     );
-    assert!(speech(&response).contains("Alexa user id"), "{response}");
+    assert!(speech(&response).contains("the id to enrol"), "{response}");
 }
 
 #[tokio::test]

@@ -116,6 +116,10 @@ fn skill_events() {
     };
     assert_eq!(event.event_type, "AlexaSkillEvent.SkillAccountLinked");
     assert!(event.body.as_ref().unwrap().get("accessToken").is_some());
+    assert!(
+        !format!("{env:?}").contains("fixture-linked-token"),
+        "Debug redacts the token"
+    );
 }
 
 #[test]

@@ -176,6 +176,7 @@ async fn tenants_users_and_accounts(backend: Backend) {
         "999988887777"
     );
     assert_eq!(linked["template_parameters"]["RoleName"], "voxgate-access");
+    assert_eq!(linked["template_parameters"]["RolePath"], "/");
     let url = url::Url::parse(linked["quick_create_url"].as_str().unwrap()).unwrap();
     assert_eq!(url.host_str(), Some("console.aws.amazon.com"));
     let fragment = url.fragment().unwrap();

@@ -186,6 +186,18 @@ async fn a_signing_certificate_without_the_echo_api_san_is_refused() {
 }
 
 #[tokio::test]
+async fn a_certificate_for_another_purpose_is_refused() {
+    let code_signing = Pki::new(LeafOptions {
+        extended_key_usages: vec![rcgen::ExtendedKeyUsagePurpose::CodeSigning],
+        ..LeafOptions::default()
+    });
+    let server = TestServer::start(&code_signing).await;
+    let body = bytes(&request_at("launch", server.now()));
+    let result = server.post_signed(&code_signing, body).await;
+    assert_refused(&result, "cert-untrusted");
+}
+
+#[tokio::test]
 async fn a_chain_to_an_untrusted_root_is_refused() {
     let server = TestServer::start(&PKI).await;
     let stranger = Pki::new(LeafOptions::default());

@@ -12,7 +12,7 @@ use lru::LruCache;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, TrustAnchor, UnixTime};
 use time::OffsetDateTime;
-use webpki::{EndEntityCert, ExtendedKeyUsageValidator, KeyPurposeIdIter};
+use webpki::{EndEntityCert, KeyUsage};
 
 use super::cert_url::CertChainUrl;
 
@@ -25,6 +25,10 @@ const MAX_CHAIN_BYTES: usize = 64 * 1024;
 /// keeps a flood of distinct (valid-looking) URLs from growing memory.
 const CACHE_ENTRIES: usize = 16;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A URL whose fetch failed is not fetched again for this long: requests are only
+/// verified after the fetch, so anyone can name a URL, and voxgate must not become a
+/// way to hammer S3 or to keep the load lock busy.
+const FAILED_FETCH_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Why a chain could not be had or was not trusted.
 #[derive(Debug, thiserror::Error)]
@@ -96,25 +100,14 @@ struct Chain {
     certs: Vec<CertificateDer<'static>>,
 }
 
-/// Accepts any extended key usage. Amazon's rules say nothing of EKU, and refusing a
-/// genuine signing certificate for an EKU it happens to carry would take the skill down.
-struct AnyExtendedKeyUsage;
-
-impl ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
-    fn validate(&self, iter: KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
-        for purpose in iter {
-            purpose?;
-        }
-        Ok(())
-    }
-}
-
 /// Fetches, caches and checks signing chains.
 pub struct ChainStore {
     roots: TrustRoots,
     source: ChainSource,
     http: reqwest::Client,
     cache: Mutex<LruCache<CertChainUrl, Arc<Chain>>>,
+    /// Recent failed fetches, by URL.
+    failed: Mutex<LruCache<CertChainUrl, std::time::Instant>>,
     /// Serialises loads so that a burst of requests on a cold cache fetches once.
     load_lock: tokio::sync::Mutex<()>,
 }
@@ -143,6 +136,9 @@ impl ChainStore {
             http,
             cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            )),
+            failed: Mutex::new(LruCache::new(
+                NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
             )),
             load_lock: tokio::sync::Mutex::new(()),
         })
@@ -219,7 +215,9 @@ impl ChainStore {
             &self.roots.0,
             &chain.certs[1..],
             time,
-            AnyExtendedKeyUsage,
+            // Amazon's signing certificate is a TLS server certificate; one issued only for
+            // code signing, e-mail or client auth is not it (RFC 5280 §4.2.1.12).
+            KeyUsage::server_auth(),
             None,
             None,
         )
@@ -246,7 +244,25 @@ impl ChainStore {
                 }
                 Ok(pem)
             }
-            ChainSource::Fetch => self.fetch(url).await,
+            ChainSource::Fetch => {
+                let recently_failed = self
+                    .failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(url)
+                    .is_some_and(|at| at.elapsed() < FAILED_FETCH_BACKOFF);
+                if recently_failed {
+                    return Err(ChainError::Fetch("failed recently; not retried yet".into()));
+                }
+                let result = self.fetch(url).await;
+                if result.is_err() {
+                    self.failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .put(url.clone(), std::time::Instant::now());
+                }
+                result
+            }
         }
     }
 

@@ -383,13 +383,23 @@ pub struct SessionEndedError {
     pub message: Option<String>,
 }
 
-/// An `AlexaSkillEvent.*` request.
-#[derive(Debug, Clone)]
+/// An `AlexaSkillEvent.*` request. `Debug` leaves the body out: `SkillAccountLinked`
+/// carries an access token there.
+#[derive(Clone)]
 pub struct SkillEvent {
     /// The full type, e.g. `AlexaSkillEvent.SkillEnabled`.
     pub event_type: String,
     /// The event's `body`, if any.
     pub body: Option<Value>,
+}
+
+impl std::fmt::Debug for SkillEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkillEvent")
+            .field("event_type", &self.event_type)
+            .field("body", &self.body.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl SkillEvent {

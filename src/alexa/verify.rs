@@ -127,7 +127,7 @@ pub struct SignatureHeaders<'a> {
 #[derive(Debug)]
 pub enum Mode {
     /// Every rule applies.
-    Enforce(ChainStore),
+    Enforce(Box<ChainStore>),
     /// For local tools that cannot sign: signature, chain, timestamp and replay checks are
     /// skipped; configured skill ids are still enforced. Only allowed on loopback.
     InsecureSkip,

@@ -62,6 +62,18 @@ impl RoleArn {
         &self.arn
     }
 
+    /// The role's name, after its path.
+    pub fn name(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The role's path: `/` or e.g. `/ops/team/`.
+    pub fn path(&self) -> String {
+        let resource = self.arn.split_once(":role").map_or("/", |(_, r)| r);
+        let end = resource.rfind('/').unwrap_or(0);
+        resource[..=end].to_owned()
+    }
+
     /// The 12-digit account the role lives in.
     pub fn account(&self) -> &str {
         &self.account
@@ -161,6 +173,12 @@ mod tests {
     fn role_arns_are_parsed() {
         let arn = RoleArn::parse("arn:aws:iam::111122223333:role/voxgate-access").expect("ok");
         assert_eq!(arn.account(), "111122223333");
+        assert_eq!((arn.name(), arn.path().as_str()), ("voxgate-access", "/"));
+        let nested = RoleArn::parse("arn:aws:iam::111122223333:role/ops/team/voxgate").expect("ok");
+        assert_eq!(
+            (nested.name(), nested.path().as_str()),
+            ("voxgate", "/ops/team/")
+        );
         assert!(RoleArn::parse("arn:aws:iam::111122223333:role/ops/team/voxgate").is_ok());
         for bad in [
             "",

@@ -248,7 +248,7 @@ impl Broker {
             .sealer
             .open(
                 &account.role_arn,
-                &SealContext::new(tenant, Purpose::RoleArn),
+                &SealContext::new(tenant, Purpose::RoleArn, account.id.as_str()),
             )
             .await?;
         let role_arn = RoleArn::parse(&String::from_utf8_lossy(&role_arn))
@@ -257,7 +257,7 @@ impl Broker {
             .sealer
             .open(
                 &account.external_id,
-                &SealContext::new(tenant, Purpose::ExternalId),
+                &SealContext::new(tenant, Purpose::ExternalId, account.id.as_str()),
             )
             .await?;
         let external_id =
@@ -356,25 +356,32 @@ fn classify(
         aws_sdk_sts::config::http::HttpResponse,
     >,
 ) -> BrokerError {
+    use aws_sdk_sts::operation::RequestId as _;
     match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code();
-            let message = service.err().message().unwrap_or("");
             let status = service.raw().status().as_u16();
+            let request_id = service.err().request_id().unwrap_or("-");
             // STS refuses with AccessDenied (HTTP 403). When the error body cannot be read
             // (moto's IAM checks answer in another XML envelope), the status still says it.
             let refused = code == Some("AccessDenied") || (code.is_none() && status == 403);
-            let code = code.unwrap_or("Unknown");
+            // AWS error messages name the role ARN (and so the customer's account): only
+            // the code, status and request id are kept.
+            let summary = format!(
+                "{} (HTTP {status}, request {request_id})",
+                code.unwrap_or("Unknown")
+            );
             if refused {
-                BrokerError::TrustRejected(format!("{code} (HTTP {status}): {message}"))
+                BrokerError::TrustRejected(summary)
             } else {
-                BrokerError::Sts(format!("{code} (HTTP {status}): {message}"))
+                BrokerError::Sts(summary)
             }
         }
         SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            BrokerError::Unreachable(aws_sdk_sts::error::DisplayErrorContext(&error).to_string())
+            BrokerError::Unreachable("no answer from STS".into())
         }
-        _ => BrokerError::Sts(aws_sdk_sts::error::DisplayErrorContext(&error).to_string()),
+        SdkError::ResponseError(_) => BrokerError::Sts("unreadable answer from STS".into()),
+        _ => BrokerError::Sts("the request could not be built or sent".into()),
     }
 }
 

@@ -56,19 +56,23 @@ impl Purpose {
     }
 }
 
-/// The encryption context of one sealed value.
+/// The encryption context of one sealed value: the tenant, what the value is for, and the
+/// record it belongs to (the linked account, or the user), so that a blob copied to another
+/// tenant, purpose or record does not open.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SealContext {
     tenant: String,
     purpose: Purpose,
+    subject: String,
 }
 
 impl SealContext {
-    /// The context for `purpose` within `tenant` (the tenant's internal id).
-    pub fn new(tenant: &str, purpose: Purpose) -> Self {
+    /// The context for `purpose` of `subject` (an account or user id) within `tenant`.
+    pub fn new(tenant: &str, purpose: Purpose, subject: &str) -> Self {
         Self {
             tenant: tenant.to_owned(),
             purpose,
+            subject: subject.to_owned(),
         }
     }
 
@@ -76,15 +80,17 @@ impl SealContext {
         HashMap::from([
             ("tenant".to_owned(), self.tenant.clone()),
             ("purpose".to_owned(), self.purpose.as_str().to_owned()),
+            ("subject".to_owned(), self.subject.clone()),
         ])
     }
 
     /// Canonical bytes for AES-GCM associated data.
     fn aad(&self) -> Vec<u8> {
         format!(
-            "voxgate-seal-v1\0tenant={}\0purpose={}",
+            "voxgate-seal-v1\0tenant={}\0purpose={}\0subject={}",
             self.tenant,
-            self.purpose.as_str()
+            self.purpose.as_str(),
+            self.subject
         )
         .into_bytes()
     }
@@ -538,7 +544,7 @@ mod tests {
     #[tokio::test]
     async fn round_trip_and_binding_to_tenant_and_purpose() {
         let (_dir, sealer) = local();
-        let ctx = SealContext::new("t_a", Purpose::ExternalId);
+        let ctx = SealContext::new("t_a", Purpose::ExternalId, "a_1");
         let sealed = sealer
             .seal(b"secret-external-id", &ctx)
             .await
@@ -548,8 +554,9 @@ mod tests {
         assert_eq!(opened.as_slice(), b"secret-external-id");
 
         for other in [
-            SealContext::new("t_b", Purpose::ExternalId),
-            SealContext::new("t_a", Purpose::RoleArn),
+            SealContext::new("t_b", Purpose::ExternalId, "a_1"),
+            SealContext::new("t_a", Purpose::RoleArn, "a_1"),
+            SealContext::new("t_a", Purpose::ExternalId, "a_2"),
         ] {
             assert!(matches!(
                 sealer.open(&sealed, &other).await,
@@ -561,7 +568,7 @@ mod tests {
     #[tokio::test]
     async fn altered_blobs_do_not_open() {
         let (_dir, sealer) = local();
-        let ctx = SealContext::new("t_a", Purpose::RoleArn);
+        let ctx = SealContext::new("t_a", Purpose::RoleArn, "a_1");
         let sealed = sealer
             .seal(b"arn:aws:iam::111111111111:role/x", &ctx)
             .await
@@ -581,7 +588,7 @@ mod tests {
     #[tokio::test]
     async fn data_keys_are_reused_only_within_the_use_bound() {
         let (_dir, sealer) = local();
-        let ctx = SealContext::new("t_a", Purpose::TotpKey);
+        let ctx = SealContext::new("t_a", Purpose::TotpKey, "u_1");
         for _ in 0..DATA_KEY_MAX_USES {
             sealer.seal(b"x", &ctx).await.expect("seal");
         }
@@ -602,7 +609,7 @@ mod tests {
     async fn key_file_is_private_and_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("voxgate.key");
-        let ctx = SealContext::new("t", Purpose::RoleArn);
+        let ctx = SealContext::new("t", Purpose::RoleArn, "a");
         let sealed = Sealer::local_key_file(&path)
             .expect("create")
             .seal(b"v", &ctx)

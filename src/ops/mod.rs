@@ -27,29 +27,41 @@ pub enum OpsError {
 }
 
 impl OpsError {
-    /// Classifies an SDK error.
-    pub fn from_sdk<E, R>(error: aws_sdk_ec2::error::SdkError<E, R>) -> Self
+    /// Classifies an SDK error. AWS error messages name ARNs (the assumed role, the
+    /// customer's account), so only the code, status and request id are kept.
+    pub fn from_sdk<E>(
+        error: aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+    ) -> Self
     where
         E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
     {
         use aws_sdk_ec2::error::SdkError;
         match &error {
             SdkError::ServiceError(service) => {
                 let code = service.err().code().unwrap_or("Unknown").to_owned();
-                let message = service.err().message().unwrap_or("").to_owned();
+                let status = service.raw().status().as_u16();
+                let request_id = service
+                    .raw()
+                    .headers()
+                    .get("x-amzn-requestid")
+                    .unwrap_or("-")
+                    .to_owned();
+                let summary = format!("{code} (HTTP {status}, request {request_id})");
                 if code.contains("AccessDenied") || code.contains("UnauthorizedOperation") {
-                    Self::AccessDenied(format!("{code}: {message}"))
+                    Self::AccessDenied(summary)
                 } else {
-                    Self::Aws { code, message }
+                    Self::Aws {
+                        code,
+                        message: summary,
+                    }
                 }
             }
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                Self::Unreachable(aws_sdk_ec2::error::DisplayErrorContext(&error).to_string())
+                Self::Unreachable("no answer from EC2".into())
             }
             _ => Self::Aws {
                 code: "Unknown".into(),
-                message: aws_sdk_ec2::error::DisplayErrorContext(&error).to_string(),
+                message: "unreadable answer from EC2".into(),
             },
         }
     }

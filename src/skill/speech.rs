@@ -138,6 +138,11 @@ const NAMES_READ_OUT: usize = 5;
 
 /// "a", "a and b", "a, b and c", "a, b, c, d, e and 3 more".
 fn list(names: &[String]) -> String {
+    list_with(names, "and")
+}
+
+/// As [`list`], joining the last item with `conjunction` ("and", "or").
+fn list_with(names: &[String], conjunction: &str) -> String {
     let (said, more) = if names.len() > NAMES_READ_OUT {
         (&names[..NAMES_READ_OUT], names.len() - NAMES_READ_OUT)
     } else {
@@ -150,7 +155,11 @@ fn list(names: &[String]) -> String {
     match parts.len() {
         0 => String::new(),
         1 => parts.remove(0),
-        n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
+        n => format!(
+            "{} {conjunction} {}",
+            parts[..n - 1].join(", "),
+            parts[n - 1]
+        ),
     }
 }
 
@@ -249,7 +258,7 @@ pub fn en_us(line: &Line) -> String {
         Line::CardTitle => "Cloud gate",
         Line::NotEnrolled => {
             "I don't know you yet, so I can't reach any AWS account for you. Ask your voxgate \
-             operator to enrol you; they'll find your Alexa user id in voxgate's log."
+             operator to enrol you; they'll find the id to enrol in voxgate's log."
         }
         Line::LinkAccount => {
             "Please link your voxgate account first. I've sent a card to your Alexa app to do \
@@ -285,7 +294,7 @@ pub fn en_us(line: &Line) -> String {
         Line::InstanceAmbiguous { spoken, candidates } => {
             return format!(
                 "More than one instance matches {spoken}: {}. Which one do you mean?",
-                list(candidates).replacen(" and ", " or ", usize::from(candidates.len() > 1))
+                list_with(candidates, "or")
             );
         }
         Line::UnknownRegion { spoken } => {
@@ -432,6 +441,18 @@ mod tests {
         assert_eq!(
             say(counts(&[], &["db"], 0)),
             "In eu-west-1, nothing is running. 1 is stopped: db."
+        );
+    }
+
+    #[test]
+    fn names_with_and_in_them_stay_whole() {
+        let line = Line::InstanceAmbiguous {
+            spoken: "web".into(),
+            candidates: vec!["web in sales and ops".into(), "web in prod".into()],
+        };
+        assert_eq!(
+            line.text(Locale::EnUs),
+            "More than one instance matches web: web in sales and ops or web in prod. Which one do you mean?"
         );
     }
 

@@ -79,6 +79,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<LinkedAccount, StoreError>;
     /// Linked accounts, of one tenant or all, by name.
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError>;
+
+    /// The last audit record's sequence number and hash.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// Inserts an audit record; `Duplicate` if its sequence number is taken.
+    async fn insert_audit(&self, record: &crate::audit::Record) -> Result<(), StoreError>;
+    /// Audit records after `after_seq`, oldest first, at most `limit`, of one tenant or all.
+    async fn audit_records(
+        &self,
+        tenant: Option<&TenantId>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::Record>, StoreError>;
+    /// The newest `limit` audit records, of one tenant or all, oldest first.
+    async fn audit_tail(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::Record>, StoreError>;
 }
 
 /// Opens the store at `url` (applying migrations): `sqlite://FILE`, a plain file path, or

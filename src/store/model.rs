@@ -224,7 +224,7 @@ pub struct LinkedAccount {
 /// A new linked account, already sealed.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
-    /// Id chosen by the caller (it is part of the sealing context).
+    /// Id chosen by the caller: it is part of the sealing context of the secrets.
     pub id: AccountId,
     /// The tenant.
     pub tenant_id: TenantId,

@@ -103,6 +103,25 @@ fn account_from(row: &sqlx::any::AnyRow) -> Result<LinkedAccount, sqlx::Error> {
     })
 }
 
+fn audit_from(row: &sqlx::any::AnyRow) -> Result<crate::audit::Record, sqlx::Error> {
+    Ok(crate::audit::Record {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        summary: row.try_get("summary")?,
+        digest: row.try_get("digest")?,
+        outcome: row.try_get("outcome")?,
+        detail: row.try_get("detail")?,
+        aws_request_id: row.try_get("aws_request_id")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
+const AUDIT_COLUMNS: &str = "seq, at, tenant_id, user_id, summary, digest, outcome, detail, \
+                             aws_request_id, prev_hash, hash";
+
 const USER_COLUMNS: &str = "id, tenant_id, name, alexa_user_id, oauth_subject, created_at";
 const ACCOUNT_COLUMNS: &str =
     "id, tenant_id, name, region, role_arn_sealed, external_id_sealed, created_at";
@@ -344,6 +363,99 @@ impl Store for SqlStore {
             }
         };
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
+    }
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
+            .transpose()?)
+    }
+
+    async fn insert_audit(&self, record: &crate::audit::Record) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(record.seq)
+        .bind(record.at)
+        .bind(record.tenant_id.clone())
+        .bind(record.user_id.clone())
+        .bind(record.summary.as_str())
+        .bind(record.digest.as_str())
+        .bind(record.outcome.as_str())
+        .bind(record.detail.as_str())
+        .bind(record.aws_request_id.clone())
+        .bind(record.prev_hash.as_str())
+        .bind(record.hash.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!("audit record {}", record.seq))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn audit_records(
+        &self,
+        tenant: Option<&TenantId>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::Record>, StoreError> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND tenant_id = $2 \
+                     ORDER BY seq LIMIT $3"
+                ))
+                .bind(after_seq)
+                .bind(t.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ))
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.iter().map(audit_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn audit_tail(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::Record>, StoreError> {
+        let rows = match tenant {
+            Some(t) => {
+                sqlx::query(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2"
+                ))
+                .bind(t.as_str())
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        let mut records: Vec<_> = rows.iter().map(audit_from).collect::<Result<_, _>>()?;
+        records.reverse();
+        Ok(records)
     }
 }
 

@@ -40,6 +40,7 @@ pub struct LeafOptions {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub sans: Vec<String>,
+    pub extended_key_usages: Vec<ExtendedKeyUsagePurpose>,
 }
 
 impl Default for LeafOptions {
@@ -49,6 +50,10 @@ impl Default for LeafOptions {
             not_before: now - Duration::days(1),
             not_after: now + Duration::days(30),
             sans: vec!["echo-api.amazon.com".into()],
+            extended_key_usages: vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
         }
     }
 }
@@ -104,10 +109,7 @@ impl Pki {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = leaf.extended_key_usages;
         params.not_before = leaf.not_before;
         params.not_after = leaf.not_after;
         let leaf_cert = params.signed_by(&leaf_key, &intermediate).unwrap();

@@ -1,0 +1,282 @@
+//! The audit trail: every decision about an operation (held, confirmed, wrong code, reuse,
+//! denied, cancelled, expired, executed, failed, refused by the tag guard) appended to a
+//! hash-chained log in the store. Each record's hash covers a canonical encoding of its
+//! fields and the previous record's hash, so editing, deleting or reordering any record
+//! breaks the chain from there on, and `voxgate audit verify` finds the first break.
+//!
+//! Records hold summaries, digests and outcomes, never codes, keys or credentials.
+//! Knows the store, nothing of HTTP or Alexa.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ring::digest::{SHA256, digest};
+use serde::Serialize;
+
+use crate::store::{Store, StoreError};
+
+/// The `prev_hash` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// A critical operation was held for a code.
+    Held,
+    /// The right code was spoken; the operation was approved.
+    Confirmed,
+    /// A wrong code was spoken.
+    WrongCode,
+    /// A code was spoken again after it had been used.
+    Reuse,
+    /// Denied from the companion app.
+    Denied,
+    /// Cancelled by voice.
+    Cancelled,
+    /// Replaced by a newer operation, with the person's consent.
+    Replaced,
+    /// Expired before a right code was spoken.
+    Expired,
+    /// Too many wrong codes: the challenge was cancelled or the user is locked out.
+    LockedOut,
+    /// The operation ran.
+    Executed,
+    /// The operation was attempted and failed.
+    Failed,
+    /// Refused before holding: the target lacks the managed tag.
+    RefusedByTagGuard,
+}
+
+impl Outcome {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Confirmed => "confirmed",
+            Self::WrongCode => "wrong-code",
+            Self::Reuse => "reuse",
+            Self::Denied => "denied",
+            Self::Cancelled => "cancelled",
+            Self::Replaced => "replaced",
+            Self::Expired => "expired",
+            Self::LockedOut => "locked-out",
+            Self::Executed => "executed",
+            Self::Failed => "failed",
+            Self::RefusedByTagGuard => "refused-by-tag-guard",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A decision to record.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Unix seconds.
+    pub at: i64,
+    /// Tenant id, if known.
+    pub tenant_id: Option<String>,
+    /// User id, if known.
+    pub user_id: Option<String>,
+    /// The operation's canonical summary.
+    pub summary: String,
+    /// The operation's digest (hex).
+    pub digest: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// A short explanation (never a secret or a code).
+    pub detail: String,
+    /// AWS request id of the call, where there is one.
+    pub aws_request_id: Option<String>,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Tenant id.
+    pub tenant_id: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// Summary.
+    pub summary: String,
+    /// Digest.
+    pub digest: String,
+    /// Outcome name.
+    pub outcome: String,
+    /// Detail.
+    pub detail: String,
+    /// AWS request id.
+    pub aws_request_id: Option<String>,
+    /// Hash of the record before.
+    pub prev_hash: String,
+    /// Hash of this record.
+    pub hash: String,
+}
+
+impl Record {
+    /// The hash this record must have: SHA-256 over a domain tag and the canonical JSON
+    /// array of every field but the hash, in a fixed order.
+    pub fn expected_hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.seq,
+            self.at,
+            self.tenant_id,
+            self.user_id,
+            self.summary,
+            self.digest,
+            self.outcome,
+            self.detail,
+            self.aws_request_id,
+            self.prev_hash,
+        ]);
+        let mut input = b"voxgate-audit-v1\n".to_vec();
+        input.extend_from_slice(canonical.to_string().as_bytes());
+        hex::encode(digest(&SHA256, &input))
+    }
+}
+
+/// Where the chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Broken {
+    /// A record's hash does not match its contents.
+    #[error("audit record {0} was altered: its hash does not match its contents")]
+    Altered(i64),
+    /// A record does not point at the hash of the one before.
+    #[error("audit record {0} does not follow record {1}: the chain was cut or reordered")]
+    Unlinked(i64, i64),
+    /// A sequence number is missing.
+    #[error("audit record {0} is missing")]
+    Missing(i64),
+}
+
+/// Checks a whole chain, in order; the first break wins.
+pub fn verify(records: &[Record]) -> Result<(), Broken> {
+    let mut prev_hash = GENESIS.to_owned();
+    for (expected_seq, record) in (1..).zip(records) {
+        if record.seq != expected_seq {
+            return Err(Broken::Missing(expected_seq));
+        }
+        if record.prev_hash != prev_hash {
+            return Err(Broken::Unlinked(record.seq, record.seq - 1));
+        }
+        if record.expected_hash() != record.hash {
+            return Err(Broken::Altered(record.seq));
+        }
+        prev_hash.clone_from(&record.hash);
+    }
+    Ok(())
+}
+
+/// Appends to the chain.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    store: Arc<dyn Store>,
+}
+
+impl AuditLog {
+    /// The log in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Appends `entry`. Concurrent appenders (also on other replicas) race for the next
+    /// sequence number; the loser reads the new head and tries again.
+    pub async fn append(&self, entry: Entry) -> Result<Record, StoreError> {
+        for _ in 0..100 {
+            let (seq, prev_hash) = match self.store.audit_head().await? {
+                Some((seq, hash)) => (seq + 1, hash),
+                None => (1, GENESIS.to_owned()),
+            };
+            let mut record = Record {
+                seq,
+                at: entry.at,
+                tenant_id: entry.tenant_id.clone(),
+                user_id: entry.user_id.clone(),
+                summary: entry.summary.clone(),
+                digest: entry.digest.clone(),
+                outcome: entry.outcome.as_str().to_owned(),
+                detail: entry.detail.clone(),
+                aws_request_id: entry.aws_request_id.clone(),
+                prev_hash,
+                hash: String::new(),
+            };
+            record.hash = record.expected_hash();
+            match self.store.insert_audit(&record).await {
+                Ok(()) => return Ok(record),
+                Err(StoreError::Duplicate(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(StoreError::Duplicate(
+            "the next audit sequence number (after 100 tries)".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<Record> {
+        let mut prev = GENESIS.to_owned();
+        (1..=n)
+            .map(|seq| {
+                let mut r = Record {
+                    seq,
+                    at: 1000 + seq,
+                    tenant_id: Some("t".into()),
+                    user_id: Some("u".into()),
+                    summary: format!("Stop instance web-{seq}"),
+                    digest: "d".into(),
+                    outcome: "held".into(),
+                    detail: String::new(),
+                    aws_request_id: None,
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                r.hash = r.expected_hash();
+                prev.clone_from(&r.hash);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        assert_eq!(verify(&chain(5)), Ok(()));
+        assert_eq!(verify(&[]), Ok(()));
+    }
+
+    #[test]
+    fn every_kind_of_edit_is_found() {
+        let mut edited = chain(5);
+        edited[2].outcome = "executed".into();
+        assert_eq!(verify(&edited), Err(Broken::Altered(3)));
+
+        let mut rehashed = chain(5);
+        rehashed[2].summary = "Start instance web-3".into();
+        rehashed[2].hash = rehashed[2].expected_hash();
+        assert_eq!(
+            verify(&rehashed),
+            Err(Broken::Unlinked(4, 3)),
+            "recomputing one hash breaks the next link"
+        );
+
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(verify(&deleted), Err(Broken::Missing(2)));
+
+        let mut truncated_front = chain(5);
+        truncated_front.remove(0);
+        assert_eq!(verify(&truncated_front), Err(Broken::Missing(1)));
+    }
+}
