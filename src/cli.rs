@@ -43,6 +43,57 @@ pub enum Command {
     /// Enrol and list the people who may use the skill.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check, read and export the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `voxgate audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; report the first broken record (non-zero exit).
+    Verify {
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Show the newest records.
+    Tail {
+        /// Only this tenant's records.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: i64,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Write every record, oldest first, to standard output.
+    Export {
+        /// Output format (one JSON object per line).
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+        /// Only this tenant's records.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines.
+    Jsonl,
 }
 
 /// `--json` for commands a script reads.
@@ -186,6 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             list_accounts(tenant, db, out).await
         }
         Command::User(command) => user(command).await,
+        Command::Audit(command) => audit(command).await,
     }
 }
 
@@ -488,6 +540,110 @@ async fn list_accounts(
         );
     }
     Ok(())
+}
+
+const AUDIT_PAGE: i64 = 1_000;
+
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify { db, out } => {
+            let store = open(&db).await?;
+            let mut check = crate::audit::ChainCheck::default();
+            let mut after = 0;
+            loop {
+                let page = store.audit_records(None, after, AUDIT_PAGE).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for record in &page {
+                    if let Err(broken) = check.feed(record) {
+                        if out.json {
+                            print_json(
+                                &json!({"intact": false, "first_broken": broken_seq(&broken), "reason": broken.to_string()}),
+                            )?;
+                        }
+                        bail!("the audit log is NOT intact: {broken}");
+                    }
+                }
+            }
+            if out.json {
+                print_json(&json!({"intact": true, "records": check.checked()}))
+            } else {
+                println!("The audit log is intact: {} records.", check.checked());
+                Ok(())
+            }
+        }
+        AuditCommand::Tail {
+            tenant,
+            lines,
+            db,
+            out,
+        } => {
+            let store = open(&db).await?;
+            let tenant_id = match &tenant {
+                Some(name) => Some(find_tenant(store.as_ref(), name).await?.id),
+                None => None,
+            };
+            let records = store
+                .audit_tail(tenant_id.as_ref(), lines.clamp(1, 10_000))
+                .await?;
+            if out.json {
+                return print_json(&json!(records));
+            }
+            for r in records {
+                let at = time::OffsetDateTime::from_unix_timestamp(r.at)
+                    .ok()
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:>6}  {at}  {:<22} {}{}",
+                    r.seq,
+                    r.outcome,
+                    r.summary,
+                    r.aws_request_id
+                        .map(|id| format!("  [aws request {id}]"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        AuditCommand::Export {
+            format: ExportFormat::Jsonl,
+            tenant,
+            db,
+        } => {
+            use std::io::Write as _;
+            let store = open(&db).await?;
+            let tenant_id = match &tenant {
+                Some(name) => Some(find_tenant(store.as_ref(), name).await?.id),
+                None => None,
+            };
+            let stdout = std::io::stdout();
+            let mut stdout = stdout.lock();
+            let mut after = 0;
+            loop {
+                let page = store
+                    .audit_records(tenant_id.as_ref(), after, AUDIT_PAGE)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for record in &page {
+                    writeln!(stdout, "{}", serde_json::to_string(record)?)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn broken_seq(broken: &crate::audit::Broken) -> i64 {
+    match broken {
+        crate::audit::Broken::Altered(seq)
+        | crate::audit::Broken::Unlinked(seq, _)
+        | crate::audit::Broken::Missing(seq) => *seq,
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.

@@ -158,22 +158,49 @@ pub enum Broken {
     Missing(i64),
 }
 
-/// Checks a whole chain, in order; the first break wins.
-pub fn verify(records: &[Record]) -> Result<(), Broken> {
-    let mut prev_hash = GENESIS.to_owned();
-    for (expected_seq, record) in (1..).zip(records) {
-        if record.seq != expected_seq {
-            return Err(Broken::Missing(expected_seq));
+/// Checks a chain record by record, so a long log can be read in pages.
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    prev_hash: String,
+    next_seq: i64,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        Self {
+            prev_hash: GENESIS.to_owned(),
+            next_seq: 1,
         }
-        if record.prev_hash != prev_hash {
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next record.
+    pub fn feed(&mut self, record: &Record) -> Result<(), Broken> {
+        if record.seq != self.next_seq {
+            return Err(Broken::Missing(self.next_seq));
+        }
+        if record.prev_hash != self.prev_hash {
             return Err(Broken::Unlinked(record.seq, record.seq - 1));
         }
         if record.expected_hash() != record.hash {
             return Err(Broken::Altered(record.seq));
         }
-        prev_hash.clone_from(&record.hash);
+        self.prev_hash.clone_from(&record.hash);
+        self.next_seq += 1;
+        Ok(())
     }
-    Ok(())
+
+    /// How many records were checked.
+    pub fn checked(&self) -> i64 {
+        self.next_seq - 1
+    }
+}
+
+/// Checks a whole chain, in order; the first break wins.
+pub fn verify(records: &[Record]) -> Result<(), Broken> {
+    let mut check = ChainCheck::default();
+    records.iter().try_for_each(|r| check.feed(r))
 }
 
 /// Appends to the chain.
