@@ -50,6 +50,7 @@ pub struct App {
     router: Router,
     store: Arc<dyn Store>,
     broker: Arc<Broker>,
+    gate: Arc<crate::gate::Gate>,
 }
 
 impl App {
@@ -60,7 +61,7 @@ impl App {
         let sealer = Arc::new(crate::cloud::sealer(&settings.sealing, &aws)?);
         let broker = Arc::new(Broker::new(
             aws,
-            sealer,
+            Arc::clone(&sealer),
             Arc::clone(&clock),
             settings.session_duration,
         )?);
@@ -69,6 +70,13 @@ impl App {
             .clone()
             .map(|oauth| TokenVerifier::new(oauth, Arc::clone(&clock)));
         let identity = Identity::new(Arc::clone(&store), tokens);
+        let gate = Arc::new(crate::gate::Gate::new(
+            Arc::clone(&store),
+            Arc::clone(&sealer),
+            crate::audit::AuditLog::new(Arc::clone(&store)),
+            Arc::clone(&clock),
+            settings.challenge_ttl,
+        ));
         let mode = match settings.verification {
             Verification::Enforce { roots, source } => {
                 Mode::Enforce(Box::new(ChainStore::new(roots, source)?))
@@ -93,6 +101,8 @@ impl App {
                 Arc::clone(&store),
                 identity,
                 Arc::clone(&broker),
+                Arc::clone(&gate),
+                settings.managed_tag.clone(),
             )),
         };
         let router = Router::new()
@@ -111,12 +121,18 @@ impl App {
             router,
             store,
             broker,
+            gate,
         })
     }
 
     /// The store this app uses.
     pub fn store(&self) -> Arc<dyn Store> {
         Arc::clone(&self.store)
+    }
+
+    /// The gate (tests read current codes from it until the companion API serves them).
+    pub fn gate(&self) -> Arc<crate::gate::Gate> {
+        Arc::clone(&self.gate)
     }
 
     /// The credential broker (tests read its STS call count).
@@ -136,9 +152,22 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         info!(%addr, "voxgate listening on http://{addr}");
-        axum::serve(self.listener, self.router)
+        // Challenges whose time ran out are expired (and audited) even if nobody asks.
+        let gate = Arc::clone(&self.gate);
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                if let Err(error) = gate.expire_due().await {
+                    warn!(%error, "could not expire challenges");
+                }
+            }
+        });
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        sweeper.abort();
+        served?;
         Ok(())
     }
 }

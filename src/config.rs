@@ -160,6 +160,25 @@ pub struct ServeArgs {
     #[arg(long, env = "VOXGATE_ALEXA_CERT_DIR", value_name = "DIR")]
     pub alexa_cert_dir: Option<PathBuf>,
 
+    /// The tag that marks instances voxgate may change; others are refused before anything
+    /// is held. Must match the condition in deploy/customer-role.yaml.
+    #[arg(
+        long,
+        env = "VOXGATE_MANAGED_TAG",
+        default_value = "voxgate:managed=true",
+        value_name = "KEY=VALUE"
+    )]
+    pub managed_tag: String,
+
+    /// How long a held operation waits for its code, in seconds (30 to 3600).
+    #[arg(
+        long,
+        env = "VOXGATE_CHALLENGE_TTL",
+        default_value_t = 300,
+        value_name = "SECONDS"
+    )]
+    pub challenge_ttl: u32,
+
     /// Lifetime of the STS sessions voxgate asks for, in seconds (900 to 3600).
     #[arg(
         long,
@@ -277,6 +296,15 @@ pub enum ConfigError {
          900 and 3600 seconds"
     )]
     SessionDuration(u32),
+    /// The managed tag is not KEY=VALUE.
+    #[error("{0}")]
+    ManagedTag(String),
+    /// Challenge lifetime out of range.
+    #[error(
+        "--challenge-ttl {0} is out of range: set it (VOXGATE_CHALLENGE_TTL) to between 30 and \
+         3600 seconds"
+    )]
+    ChallengeTtl(u32),
     /// OAuth settings incomplete or invalid.
     #[error("account linking settings: {0}")]
     OAuth(String),
@@ -319,6 +347,10 @@ pub struct Settings {
     pub session_duration: time::Duration,
     /// Account linking, if configured.
     pub oauth: Option<OAuthSettings>,
+    /// The tag that marks instances voxgate may change.
+    pub managed_tag: crate::ops::ec2::ManagedTag,
+    /// How long a held operation waits for its code.
+    pub challenge_ttl: time::Duration,
 }
 
 impl ServeArgs {
@@ -361,7 +393,14 @@ impl ServeArgs {
         if seconds < MIN_SESSION.whole_seconds() || seconds > MAX_SESSION.whole_seconds() {
             return Err(ConfigError::SessionDuration(self.session_duration));
         }
+        let managed_tag = crate::ops::ec2::ManagedTag::parse(&self.managed_tag)
+            .map_err(ConfigError::ManagedTag)?;
+        if !(30..=3600).contains(&self.challenge_ttl) {
+            return Err(ConfigError::ChallengeTtl(self.challenge_ttl));
+        }
         Ok(Settings {
+            managed_tag,
+            challenge_ttl: time::Duration::seconds(i64::from(self.challenge_ttl)),
             listen: self.listen,
             skill_ids,
             verification,
@@ -385,6 +424,8 @@ mod tests {
             alexa_trust_roots: None,
             alexa_cert_dir: None,
             session_duration: 900,
+            managed_tag: "voxgate:managed=true".into(),
+            challenge_ttl: 300,
             database: DatabaseArgs {
                 database_url: DEFAULT_DATABASE_URL.into(),
             },

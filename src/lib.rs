@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+pub mod gate;
 pub mod identity;
 pub mod ops;
 pub mod skill;

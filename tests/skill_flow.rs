@@ -80,6 +80,10 @@ async fn navigate_home_asks_what_to_do() {
 #[tokio::test]
 async fn a_code_with_nothing_waiting_changes_nothing() {
     let server = TestServer::start(&PKI).await;
+    let acme = server.tenant("acme").await;
+    server
+        .enrol(&acme, "alice", "amzn1.ask.account.AEXAMPLEUSER7QX3")
+        .await;
     let response = ask(
         &server,
         intent_at("VerifyCodeIntent", &[("code", "81804")], server.now()),

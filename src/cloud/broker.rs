@@ -190,6 +190,25 @@ impl Broker {
         self.sts_calls.load(Ordering::Relaxed)
     }
 
+    /// The 12-digit AWS account of `account`'s role (opened from the sealed ARN), for
+    /// resource ARNs in session policies.
+    pub async fn aws_account_of(&self, account: &LinkedAccount) -> Result<String, BrokerError> {
+        let arn = self
+            .sealer
+            .open(
+                &account.role_arn,
+                &SealContext::new(
+                    account.tenant_id.as_str(),
+                    Purpose::RoleArn,
+                    account.id.as_str(),
+                ),
+            )
+            .await?;
+        let arn = RoleArn::parse(&String::from_utf8_lossy(&arn))
+            .map_err(|_| BrokerError::Unseal(SealError::Corrupt))?;
+        Ok(arn.account().to_owned())
+    }
+
     /// A session for `user` in `account`, allowed only `policy`.
     ///
     /// Sessions are cached per account, user and policy: the user is part of the key
@@ -199,6 +218,29 @@ impl Broker {
         account: &LinkedAccount,
         user: &User,
         policy: &SessionPolicy,
+    ) -> Result<AwsSession, BrokerError> {
+        self.session_lasting(account, user, policy, self.duration)
+            .await
+    }
+
+    /// A session for one critical operation: the shortest lifetime STS grants (900 s),
+    /// whatever `--session-duration` says.
+    pub async fn operation_session(
+        &self,
+        account: &LinkedAccount,
+        user: &User,
+        policy: &SessionPolicy,
+    ) -> Result<AwsSession, BrokerError> {
+        self.session_lasting(account, user, policy, MIN_SESSION)
+            .await
+    }
+
+    async fn session_lasting(
+        &self,
+        account: &LinkedAccount,
+        user: &User,
+        policy: &SessionPolicy,
+        duration: Duration,
     ) -> Result<AwsSession, BrokerError> {
         let policy_json = policy.to_json();
         let key = CacheKey {
@@ -227,7 +269,7 @@ impl Broker {
                 return self.session_from(cached, &key, &account.region);
             }
         }
-        let (plain, expires_at) = self.assume(account, user, &policy_json).await?;
+        let (plain, expires_at) = self.assume(account, user, &policy_json, duration).await?;
         let fresh = Entry {
             sealed: self.encrypt(&plain, &key)?,
             expires_at,
@@ -242,6 +284,7 @@ impl Broker {
         account: &LinkedAccount,
         user: &User,
         policy_json: &str,
+        duration: Duration,
     ) -> Result<(PlainCredentials, OffsetDateTime), BrokerError> {
         let tenant = account.tenant_id.as_str();
         let role_arn = self
@@ -264,7 +307,8 @@ impl Broker {
             ExternalId::from_opened(String::from_utf8_lossy(&external_id).into_owned());
 
         self.sts_calls.fetch_add(1, Ordering::Relaxed);
-        let duration = i32::try_from(self.duration.whole_seconds()).unwrap_or(900);
+        let duration = duration.clamp(MIN_SESSION, MAX_SESSION);
+        let seconds = i32::try_from(duration.whole_seconds()).unwrap_or(900);
         let out = self
             .sts
             .assume_role()
@@ -272,7 +316,7 @@ impl Broker {
             .role_session_name(role_session_name(user))
             .source_identity(source_identity(user))
             .external_id(external_id.expose())
-            .duration_seconds(duration)
+            .duration_seconds(seconds)
             .policy(policy_json)
             .send()
             .await
@@ -283,7 +327,7 @@ impl Broker {
         let expires_at = OffsetDateTime::from_unix_timestamp(credentials.expiration().secs())
             .map_err(|_| BrokerError::Sts("AssumeRole returned a bad expiry".into()))?;
         // Never trust a longer life than asked for: the cache must not outlive the hour.
-        let expires_at = expires_at.min(self.clock.now() + self.duration);
+        let expires_at = expires_at.min(self.clock.now() + duration);
         Ok((
             PlainCredentials {
                 access_key_id: credentials.access_key_id().to_owned(),

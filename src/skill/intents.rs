@@ -21,6 +21,12 @@ pub enum IntentName {
     ListInstances,
     /// "is the web server up".
     InstanceStatus,
+    /// "start the web server" (critical).
+    StartInstance,
+    /// "stop the web server" (critical).
+    StopInstance,
+    /// "restart build two" (critical).
+    RebootInstance,
 }
 
 /// A slot an intent expects in the interaction model: name and slot type.
@@ -50,6 +56,9 @@ impl IntentName {
         Self::VerifyCode,
         Self::ListInstances,
         Self::InstanceStatus,
+        Self::StartInstance,
+        Self::StopInstance,
+        Self::RebootInstance,
     ];
 
     /// The name as it appears in the interaction model and in requests.
@@ -63,6 +72,9 @@ impl IntentName {
             Self::VerifyCode => "VerifyCodeIntent",
             Self::ListInstances => "ListInstancesIntent",
             Self::InstanceStatus => "InstanceStatusIntent",
+            Self::StartInstance => "StartInstanceIntent",
+            Self::StopInstance => "StopInstanceIntent",
+            Self::RebootInstance => "RebootInstanceIntent",
         }
     }
 
@@ -82,7 +94,10 @@ impl IntentName {
                 name: REGION_SLOT,
                 slot_type: "AWS_REGION",
             }],
-            Self::InstanceStatus => &[SlotSpec {
+            Self::InstanceStatus
+            | Self::StartInstance
+            | Self::StopInstance
+            | Self::RebootInstance => &[SlotSpec {
                 name: INSTANCE_SLOT,
                 slot_type: "INSTANCE_NAME",
             }],

@@ -7,21 +7,27 @@ use std::sync::Arc;
 use serde_json::Map;
 use tracing::{info, warn};
 
-use super::intents::{INSTANCE_SLOT, IntentName, REGION_SLOT};
+use super::intents::{CODE_SLOT, INSTANCE_SLOT, IntentName, REGION_SLOT};
 use super::names::{self, Match};
 use super::speech::{InstanceCounts, Line, Locale, Scope};
 use crate::alexa::envelope::{
-    CanFulfillIntentRequest, Intent, IntentRequest, RequestKind, SessionEndedReason,
-    SessionEndedRequest, SkillEvent,
+    CanFulfillIntentRequest, ConfirmationStatus, Intent, IntentRequest, RequestKind,
+    SessionEndedReason, SessionEndedRequest, SkillEvent,
 };
 use crate::alexa::response::{CanFulfillIntent, Card, Directive, OutputSpeech, ResponseBuilder};
 use crate::alexa::{RequestEnvelope, ResponseEnvelope};
+use crate::audit::Outcome;
 use crate::cloud::arn::Region;
 use crate::cloud::broker::{Broker, BrokerError};
+use crate::gate::{Challenge, Gate, GateError, State, Verdict};
 use crate::identity::{Identity, Speaker};
 use crate::ops::OpsError;
 use crate::ops::ec2::{self, InstanceInfo, InstanceState};
+use crate::ops::ec2::{Action, InstanceOperation, ManagedTag};
 use crate::store::{LinkedAccount, Store, User};
+
+/// The session attribute that carries the held challenge's id between turns.
+pub const CHALLENGE_ATTRIBUTE: &str = "challengeId";
 
 /// The skill: turns verified requests into responses.
 #[derive(Debug)]
@@ -29,6 +35,8 @@ pub struct Skill {
     store: Arc<dyn Store>,
     identity: Identity,
     broker: Arc<Broker>,
+    gate: Arc<Gate>,
+    managed_tag: ManagedTag,
 }
 
 /// The speaker and the AWS accounts of their tenant.
@@ -38,12 +46,22 @@ struct Speaking {
 }
 
 impl Skill {
-    /// A skill reading users and accounts from `store` and reaching AWS through `broker`.
-    pub fn new(store: Arc<dyn Store>, identity: Identity, broker: Arc<Broker>) -> Self {
+    /// A skill reading users and accounts from `store`, reaching AWS through `broker`,
+    /// holding critical operations at `gate`, and changing only instances tagged
+    /// `managed_tag`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        identity: Identity,
+        broker: Arc<Broker>,
+        gate: Arc<Gate>,
+        managed_tag: ManagedTag,
+    ) -> Self {
         Self {
             store,
             identity,
             broker,
+            gate,
+            managed_tag,
         }
     }
 
@@ -85,43 +103,353 @@ impl Skill {
                 .say(Line::Help)
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
-            IntentName::Stop | IntentName::Cancel => turn.say(Line::Goodbye).end_session(true),
+            IntentName::Stop | IntentName::Cancel => self.cancel(turn, envelope).await,
             IntentName::Fallback => turn.fallback(),
             IntentName::NavigateHome => turn
                 .say(Line::Home)
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
-            IntentName::VerifyCode => turn
-                .say(Line::NothingToVerify)
-                .reprompt(turn.speech(Line::HelpReprompt))
-                .end_session(false),
+            IntentName::VerifyCode => self.verify_code(turn, envelope, &request.intent).await,
             IntentName::ListInstances => self.list_instances(turn, envelope, &request.intent).await,
             IntentName::InstanceStatus => {
                 self.instance_status(turn, envelope, &request.intent).await
             }
+            IntentName::StartInstance => {
+                self.critical(turn, envelope, &request.intent, Action::Start)
+                    .await
+            }
+            IntentName::StopInstance => {
+                self.critical(turn, envelope, &request.intent, Action::Stop)
+                    .await
+            }
+            IntentName::RebootInstance => {
+                self.critical(turn, envelope, &request.intent, Action::Reboot)
+                    .await
+            }
         }
     }
 
-    /// Who is speaking and which accounts they may look at; or what to tell them instead.
-    async fn speaking(
+    /// "stop the web server": find it, check the tag guard, hold it for the code.
+    async fn critical(
         &self,
         turn: &Turn,
         envelope: &RequestEnvelope,
-    ) -> Result<Speaking, ResponseBuilder> {
-        let user = match self.identity.who(envelope).await {
-            Ok(Speaker::Known(user)) => user,
-            Ok(Speaker::LinkRequired) => {
-                return Err(turn
-                    .say(Line::LinkAccount)
-                    .card(Card::LinkAccount)
-                    .end_session(true));
-            }
-            Ok(Speaker::Unknown) => return Err(turn.say(Line::NotEnrolled).end_session(true)),
-            Err(error) => {
-                warn!(%error, "store unavailable while identifying the speaker");
-                return Err(turn.say(Line::InternalError).end_session(true));
+        intent: &Intent,
+        action: Action,
+    ) -> ResponseBuilder {
+        let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
+            return turn.ask_for_instance(Line::WhichInstance, intent);
+        };
+        let speaking = match self.speaking(turn, envelope).await {
+            Ok(speaking) => speaking,
+            Err(answer) => return answer,
+        };
+        let found = match self.instances(turn, &speaking, None).await {
+            Ok(found) => found,
+            Err(answer) => return answer,
+        };
+        let several = found.len() > 1;
+        let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found
+            .into_iter()
+            .flat_map(|(account, region, instances)| {
+                instances
+                    .into_iter()
+                    .map(move |i| (account.clone(), region.clone(), i))
+            })
+            .collect();
+        let label = |(account, _, i): &(LinkedAccount, String, InstanceInfo)| {
+            if several {
+                format!("{} in {}", i.label(), account.name)
+            } else {
+                i.label().to_owned()
             }
         };
+        let (account, region, instance) =
+            match names::find(&spoken, &everything, |(_, _, i)| i.label()) {
+                Match::One(target) => target,
+                Match::Many(candidates) => {
+                    return turn.ask_for_instance(
+                        Line::InstanceAmbiguous {
+                            spoken,
+                            candidates: candidates.iter().map(label).collect(),
+                        },
+                        intent,
+                    );
+                }
+                Match::None => {
+                    return turn
+                        .say(Line::InstanceNotFound {
+                            spoken,
+                            known: everything.iter().map(label).collect(),
+                        })
+                        .end_session(true);
+                }
+            };
+        let operation = InstanceOperation {
+            action,
+            account_id: account.id.as_str().to_owned(),
+            account_name: account.name.clone(),
+            region,
+            instance_id: instance.id.clone(),
+            instance_name: instance.label().to_owned(),
+        };
+        // The tag guard: refused before anything is held or changed.
+        if !self.managed_tag.marks(&instance) {
+            self.gate
+                .record_unheld(
+                    &speaking.user,
+                    &operation,
+                    Outcome::RefusedByTagGuard,
+                    &format!("lacks {}", self.managed_tag),
+                )
+                .await;
+            return turn
+                .say(Line::NotManaged {
+                    name: operation.instance_name.clone(),
+                    tag: self.managed_tag.to_string(),
+                })
+                .end_session(true);
+        }
+        let held = match self.gate.hold(&speaking.user, &operation).await {
+            Ok(challenge) => challenge,
+            Err(GateError::AlreadyPending(old)) if old.digest == operation.digest() => *old,
+            Err(GateError::AlreadyPending(old)) => match intent.confirmation_status {
+                ConfirmationStatus::Confirmed => {
+                    match self.gate.replace(&speaking.user, &old.id, &operation).await {
+                        Ok(challenge) => challenge,
+                        Err(error) => return turn.gate_failure(&error),
+                    }
+                }
+                ConfirmationStatus::Denied => {
+                    return turn.ask_for_code(
+                        Line::KeptOld {
+                            old: old.summary.clone(),
+                        },
+                        &old,
+                    );
+                }
+                ConfirmationStatus::None | ConfirmationStatus::Unknown => {
+                    return turn
+                        .say(Line::ReplaceAsk {
+                            old: old.summary.clone(),
+                            new: operation.summary(),
+                        })
+                        .reprompt(turn.speech(Line::ReplaceAsk {
+                            old: old.summary.clone(),
+                            new: operation.summary(),
+                        }))
+                        .directive(Directive::ConfirmIntent {
+                            updated_intent: Some(intent.clone()),
+                        })
+                        .end_session(false);
+                }
+            },
+            Err(error) => return turn.gate_failure(&error),
+        };
+        turn.ask_for_code(
+            Line::Held {
+                summary: held.summary.clone(),
+            },
+            &held,
+        )
+        .card(Card::Simple {
+            title: Line::ApprovalCardTitle.text(turn.locale),
+            content: format!(
+                "{}\n{}",
+                held.summary,
+                Line::ApprovalCardHint.text(turn.locale)
+            ),
+        })
+    }
+
+    /// A spoken code: confirm it, and run the operation if it is right.
+    async fn verify_code(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+    ) -> ResponseBuilder {
+        let attributes = envelope.session_attributes();
+        let challenge_id = attributes.get(CHALLENGE_ATTRIBUTE).and_then(|v| v.as_str());
+        let Some(spoken) = intent.slot_value(CODE_SLOT) else {
+            return turn
+                .say(Line::AskCode)
+                .reprompt(turn.speech(Line::HeldReprompt))
+                .directive(Directive::ElicitSlot {
+                    slot_to_elicit: CODE_SLOT.to_owned(),
+                    updated_intent: Some(intent.clone()),
+                })
+                .attributes(attributes.clone())
+                .end_session(false);
+        };
+        let user = match self.speaker(turn, envelope).await {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        let verdict = match self.gate.confirm(&user, challenge_id, spoken).await {
+            Ok(verdict) => verdict,
+            Err(error) => return turn.gate_failure(&error),
+        };
+        match verdict {
+            Verdict::Approved(challenge) => match self.accounts_of(turn, user).await {
+                Ok(speaking) => self.execute(turn, &speaking, &challenge).await,
+                Err(answer) => {
+                    self.gate
+                        .finish(&challenge, Err("the tenant has no linked account".into()))
+                        .await;
+                    answer
+                }
+            },
+            Verdict::WrongCode {
+                tries_left,
+                challenge,
+            } => turn.ask_for_code(Line::WrongCode { tries_left }, &challenge),
+            Verdict::TooManyWrongCodes(_) => turn.say(Line::TooManyWrongCodes).end_session(true),
+            Verdict::LockedOut(wait) => turn
+                .say(Line::LockedOut {
+                    seconds: wait.whole_seconds().max(1),
+                })
+                .end_session(true),
+            Verdict::Reused(_) => turn.say(Line::CodeReused).end_session(true),
+            Verdict::Expired(_) => turn.say(Line::ChallengeExpired).end_session(true),
+            Verdict::Closed(challenge) if challenge.state == State::Denied => {
+                turn.say(Line::ChallengeDenied).end_session(true)
+            }
+            Verdict::Closed(_) => turn.say(Line::ChallengeClosed).end_session(true),
+            Verdict::NothingPending => turn
+                .say(Line::NothingToVerify)
+                .reprompt(turn.speech(Line::HelpReprompt))
+                .end_session(false),
+        }
+    }
+
+    /// Runs an approved operation: the tag guard again, a session limited to exactly this
+    /// action on exactly this instance, the call, and its outcome in the audit log.
+    async fn execute(
+        &self,
+        turn: &Turn,
+        speaking: &Speaking,
+        challenge: &Challenge,
+    ) -> ResponseBuilder {
+        let op = &challenge.operation;
+        let Some(account) = speaking
+            .accounts
+            .iter()
+            .find(|a| a.id.as_str() == op.account_id)
+        else {
+            self.gate
+                .finish(challenge, Err("the account is no longer linked".into()))
+                .await;
+            return turn.say(Line::AwsFailed).end_session(true);
+        };
+        let still_managed = async {
+            let read = self
+                .broker
+                .session(account, &speaking.user, &ec2::list_instances_policy())
+                .await?;
+            let instance =
+                ec2::describe_instance(&read.ec2(Some(&op.region)), &op.instance_id).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                instance.is_some_and(|i| self.managed_tag.marks(&i)),
+            )
+        };
+        match still_managed.await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.gate
+                    .finish(
+                        challenge,
+                        Err(format!(
+                            "refused by the tag guard: lacks {}",
+                            self.managed_tag
+                        )),
+                    )
+                    .await;
+                return turn
+                    .say(Line::NoLongerManaged {
+                        name: op.instance_name.clone(),
+                    })
+                    .end_session(true);
+            }
+            Err(error) => {
+                self.gate.finish(challenge, Err(error.to_string())).await;
+                warn!(%error, "could not re-check the tag guard");
+                return turn.say(Line::AwsFailed).end_session(true);
+            }
+        }
+        let session = match self.broker.aws_account_of(account).await {
+            Ok(aws_account) => {
+                self.broker
+                    .operation_session(account, &speaking.user, &op.policy(&aws_account))
+                    .await
+            }
+            Err(error) => Err(error),
+        };
+        let session = match session {
+            Ok(session) => session,
+            Err(error) => {
+                self.gate.finish(challenge, Err(error.to_string())).await;
+                return turn.broker_failure(account, &error);
+            }
+        };
+        match op.execute(&session.ec2(Some(&op.region))).await {
+            Ok(request_id) => {
+                self.gate.finish(challenge, Ok(request_id)).await;
+                turn.say(Line::Doing {
+                    action: op.action,
+                    name: op.instance_name.clone(),
+                })
+                .end_session(true)
+            }
+            Err(error) => {
+                self.gate.finish(challenge, Err(error.to_string())).await;
+                turn.ops_failure(account, &error)
+            }
+        }
+    }
+
+    /// "cancel" / "stop": ends a held operation of this session for good.
+    async fn cancel(&self, turn: &Turn, envelope: &RequestEnvelope) -> ResponseBuilder {
+        let attributes = envelope.session_attributes();
+        let Some(id) = attributes.get(CHALLENGE_ATTRIBUTE).and_then(|v| v.as_str()) else {
+            return turn.say(Line::Goodbye).end_session(true);
+        };
+        let Ok(Speaker::Known(user)) = self.identity.who(envelope).await else {
+            return turn.say(Line::Goodbye).end_session(true);
+        };
+        match self.gate.cancel(&user, id).await {
+            Ok(Some(challenge)) => turn
+                .say(Line::Cancelled {
+                    summary: challenge.summary,
+                })
+                .end_session(true),
+            Ok(None) => turn.say(Line::Goodbye).end_session(true),
+            Err(error) => turn.gate_failure(&error),
+        }
+    }
+
+    /// Who is speaking; or what to tell them instead.
+    async fn speaker(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+    ) -> Result<User, ResponseBuilder> {
+        match self.identity.who(envelope).await {
+            Ok(Speaker::Known(user)) => Ok(user),
+            Ok(Speaker::LinkRequired) => Err(turn
+                .say(Line::LinkAccount)
+                .card(Card::LinkAccount)
+                .end_session(true)),
+            Ok(Speaker::Unknown) => Err(turn.say(Line::NotEnrolled).end_session(true)),
+            Err(error) => {
+                warn!(%error, "store unavailable while identifying the speaker");
+                Err(turn.say(Line::InternalError).end_session(true))
+            }
+        }
+    }
+
+    /// The accounts `user` may act in; or what to tell them instead.
+    async fn accounts_of(&self, turn: &Turn, user: User) -> Result<Speaking, ResponseBuilder> {
         let accounts = match self.store.accounts(Some(&user.tenant_id)).await {
             Ok(accounts) if accounts.is_empty() => {
                 return Err(turn.say(Line::NoLinkedAccount).end_session(true));
@@ -133,6 +461,16 @@ impl Skill {
             }
         };
         Ok(Speaking { user, accounts })
+    }
+
+    /// Who is speaking and which accounts they may look at; or what to tell them instead.
+    async fn speaking(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+    ) -> Result<Speaking, ResponseBuilder> {
+        let user = self.speaker(turn, envelope).await?;
+        self.accounts_of(turn, user).await
     }
 
     /// Every live instance in each linked account (in `region`, or each account's own).
@@ -345,6 +683,37 @@ impl Turn {
             .end_session(false)
     }
 
+    /// Says `line` and asks for the code of `challenge` (VerifyCodeIntent's code slot),
+    /// carrying the challenge id in the session. The code itself never appears here.
+    fn ask_for_code(&self, line: Line, challenge: &Challenge) -> ResponseBuilder {
+        let mut verify = Intent::named(IntentName::VerifyCode.as_str());
+        verify.slots.insert(
+            CODE_SLOT.to_owned(),
+            crate::alexa::envelope::Slot {
+                name: CODE_SLOT.to_owned(),
+                value: None,
+                confirmation_status: ConfirmationStatus::None,
+                resolutions: None,
+            },
+        );
+        self.say(line)
+            .reprompt(self.speech(Line::HeldReprompt))
+            .directive(Directive::ElicitSlot {
+                slot_to_elicit: CODE_SLOT.to_owned(),
+                updated_intent: Some(verify),
+            })
+            .attribute(
+                CHALLENGE_ATTRIBUTE,
+                serde_json::Value::String(challenge.id.clone()),
+            )
+            .end_session(false)
+    }
+
+    fn gate_failure(&self, error: &GateError) -> ResponseBuilder {
+        warn!(%error, "gate failure");
+        self.say(Line::InternalError).end_session(true)
+    }
+
     /// Asks (again) for the instance slot of `intent`.
     fn ask_for_instance(&self, line: Line, intent: &Intent) -> ResponseBuilder {
         self.say(line)
@@ -414,8 +783,12 @@ fn skill_event(event: &SkillEvent) -> ResponseEnvelope {
 fn can_fulfill(question: &CanFulfillIntentRequest) -> ResponseBuilder {
     let answer = match IntentName::from_name(&question.intent.name) {
         Some(IntentName::ListInstances | IntentName::InstanceStatus) => "YES",
+        // Changes need a session (the code dialog); never claimed name-free.
         Some(
-            IntentName::Help
+            IntentName::StartInstance
+            | IntentName::StopInstance
+            | IntentName::RebootInstance
+            | IntentName::Help
             | IntentName::Stop
             | IntentName::Cancel
             | IntentName::Fallback

@@ -122,6 +122,75 @@ pub enum Line {
     AwsFailed,
     /// The stored account details could not be opened.
     AccountDetailsUnavailable,
+    /// A critical operation is held for its code.
+    Held {
+        /// Its summary.
+        summary: String,
+    },
+    /// Reprompt while a code is awaited.
+    HeldReprompt,
+    /// Asks for the code.
+    AskCode,
+    /// The operation is running.
+    Doing {
+        /// What is being done.
+        action: crate::ops::ec2::Action,
+        /// To which instance.
+        name: String,
+    },
+    /// A wrong code.
+    WrongCode {
+        /// Tries left.
+        tries_left: i64,
+    },
+    /// The last wrong code: the request is cancelled.
+    TooManyWrongCodes,
+    /// Too many wrong codes across requests: wait.
+    LockedOut {
+        /// Seconds to wait.
+        seconds: i64,
+    },
+    /// A code spoken again.
+    CodeReused,
+    /// The held operation expired.
+    ChallengeExpired,
+    /// The held operation was denied in the app.
+    ChallengeDenied,
+    /// The held operation was cancelled or replaced.
+    ChallengeClosed,
+    /// The held operation was cancelled by voice.
+    Cancelled {
+        /// Its summary.
+        summary: String,
+    },
+    /// The target lacks the managed tag.
+    NotManaged {
+        /// The instance's name.
+        name: String,
+        /// The tag, KEY=VALUE.
+        tag: String,
+    },
+    /// The target lost the managed tag between holding and running.
+    NoLongerManaged {
+        /// The instance's name.
+        name: String,
+    },
+    /// Asks whether to replace the waiting operation.
+    ReplaceAsk {
+        /// The waiting one.
+        old: String,
+        /// The new one.
+        new: String,
+    },
+    /// The waiting operation was kept.
+    KeptOld {
+        /// The waiting one.
+        old: String,
+    },
+    /// Card title for a held operation.
+    ApprovalCardTitle,
+    /// Card text under the summary of a held operation (never the code).
+    ApprovalCardHint,
 }
 
 impl Line {
@@ -319,6 +388,69 @@ pub fn en_us(line: &Line) -> String {
             "I couldn't open the stored details of your AWS account. Nothing was changed. Your \
              operator will find the reason in voxgate's log."
         }
+        Line::Held { summary } => {
+            return format!("{summary}. To approve, say the code shown in your voxgate app.");
+        }
+        Line::HeldReprompt => "Say the code shown in your voxgate app, or say cancel.",
+        Line::AskCode => "What's the code shown in your voxgate app?",
+        Line::Doing { action, name } => {
+            let doing = match action {
+                crate::ops::ec2::Action::Start => "Starting",
+                crate::ops::ec2::Action::Stop => "Stopping",
+                crate::ops::ec2::Action::Reboot => "Rebooting",
+            };
+            return format!("{doing} {name} now.");
+        }
+        Line::WrongCode { tries_left } => {
+            let tries = if *tries_left == 1 {
+                "1 try".to_owned()
+            } else {
+                format!("{tries_left} tries")
+            };
+            return format!("That code didn't match; you have {tries} left.");
+        }
+        Line::TooManyWrongCodes => {
+            "That code didn't match either, and that was the last try, so I cancelled the \
+             request. Nothing was changed."
+        }
+        Line::LockedOut { seconds } => {
+            return format!(
+                "Too many wrong codes. Please wait {seconds} seconds, then say the code again. \
+                 Nothing was changed."
+            );
+        }
+        Line::CodeReused => "That code was already used, so I didn't run anything again.",
+        Line::ChallengeExpired => {
+            "That approval expired, so nothing was changed. Ask again if you still want it."
+        }
+        Line::ChallengeDenied => "That request was denied in your voxgate app, so nothing ran.",
+        Line::ChallengeClosed => "That request was cancelled, so nothing ran.",
+        Line::Cancelled { summary } => {
+            return format!("Okay, I cancelled it: {summary}. Nothing was changed.");
+        }
+        Line::NotManaged { name, tag } => {
+            return format!(
+                "{name} isn't managed by voxgate: it doesn't carry the tag {tag}, so I won't \
+                 change it. Nothing was changed."
+            );
+        }
+        Line::NoLongerManaged { name } => {
+            return format!(
+                "{name} no longer carries voxgate's tag, so I didn't run it. Nothing was changed."
+            );
+        }
+        Line::ReplaceAsk { old, new } => {
+            return format!(
+                "You already have an approval waiting: {old}. Should I replace it with: {new}?"
+            );
+        }
+        Line::KeptOld { old } => {
+            return format!(
+                "Okay, I kept the approval that's waiting: {old}. Say its code when you're ready."
+            );
+        }
+        Line::ApprovalCardTitle => "Approval needed",
+        Line::ApprovalCardHint => "Open the voxgate app to see the code for this operation.",
     };
     text.to_owned()
 }

@@ -91,6 +91,52 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<crate::audit::Record>, StoreError>;
+    /// The user's sealed TOTP key, if one was made.
+    async fn totp_key(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<crate::cloud::seal::Sealed>, StoreError>;
+    /// Stores `key` as the user's TOTP key unless they have one; returns the one they have.
+    async fn set_totp_key_once(
+        &self,
+        user: &UserId,
+        key: &crate::cloud::seal::Sealed,
+    ) -> Result<crate::cloud::seal::Sealed, StoreError>;
+
+    /// Adds a pending challenge; `Duplicate` if the user already has one.
+    async fn insert_challenge(&self, challenge: &ChallengeRow) -> Result<(), StoreError>;
+    /// A challenge by id.
+    async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError>;
+    /// The user's pending challenge.
+    async fn pending_challenge(&self, user: &UserId) -> Result<Option<ChallengeRow>, StoreError>;
+    /// Pending challenges of a user (for the companion app), newest first.
+    async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError>;
+    /// Moves a pending, unexpired challenge to `approved` with the code's step. True for
+    /// exactly one caller, whatever the concurrency (also across replicas).
+    async fn approve_challenge(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError>;
+    /// Moves a challenge from one of `from` to `to`. True if it moved.
+    async fn move_challenge(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Counts a wrong code against a pending challenge; the new count, or `None` if it is
+    /// no longer pending.
+    async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError>;
+    /// Expires every pending challenge whose time is up; returns them.
+    async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError>;
+
+    /// Counts a wrong code against the user; the new consecutive count.
+    async fn count_user_failure(&self, user: &UserId) -> Result<i64, StoreError>;
+    /// Locks the user out until `until` (Unix seconds).
+    async fn lock_user(&self, user: &UserId, until: i64) -> Result<(), StoreError>;
+    /// Forgets the user's wrong codes (after a right one).
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError>;
+    /// Until when the user is locked out (Unix seconds), if they have failures on record.
+    async fn user_locked_until(&self, user: &UserId) -> Result<Option<i64>, StoreError>;
+
     /// The newest `limit` audit records, of one tenant or all, oldest first.
     async fn audit_tail(
         &self,

@@ -240,6 +240,38 @@ pub struct NewAccount {
     pub external_id_digest: String,
 }
 
+/// A held operation as stored. The gate gives it meaning; the store only keeps it and moves
+/// it between states atomically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeRow {
+    /// `c_…`.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// User it belongs to.
+    pub user_id: String,
+    /// Linked account it acts in.
+    pub account_id: String,
+    /// The operation, as JSON.
+    pub operation: String,
+    /// Canonical summary.
+    pub summary: String,
+    /// Digest (hex).
+    pub digest: String,
+    /// State name.
+    pub state: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Wrong codes spoken for it.
+    pub wrong_codes: i64,
+    /// TOTP step of the code that approved it.
+    pub used_step: Option<i64>,
+    /// When it left `pending`.
+    pub closed_at: Option<i64>,
+}
+
 /// A fresh random id with a readable prefix, e.g. `t_3f9c…`.
 pub fn new_id(prefix: &str) -> String {
     use ring::rand::SecureRandom as _;

@@ -122,6 +122,27 @@ fn audit_from(row: &sqlx::any::AnyRow) -> Result<crate::audit::Record, sqlx::Err
 const AUDIT_COLUMNS: &str = "seq, at, tenant_id, user_id, summary, digest, outcome, detail, \
                              aws_request_id, prev_hash, hash";
 
+fn challenge_from(row: &sqlx::any::AnyRow) -> Result<ChallengeRow, sqlx::Error> {
+    Ok(ChallengeRow {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        user_id: row.try_get("user_id")?,
+        account_id: row.try_get("account_id")?,
+        operation: row.try_get("operation")?,
+        summary: row.try_get("summary")?,
+        digest: row.try_get("digest")?,
+        state: row.try_get("state")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        wrong_codes: row.try_get("wrong_codes")?,
+        used_step: row.try_get("used_step")?,
+        closed_at: row.try_get("closed_at")?,
+    })
+}
+
+const CHALLENGE_COLUMNS: &str = "id, tenant_id, user_id, account_id, operation, summary, digest, \
+                                 state, created_at, expires_at, wrong_codes, used_step, closed_at";
+
 const USER_COLUMNS: &str = "id, tenant_id, name, alexa_user_id, oauth_subject, created_at";
 const ACCOUNT_COLUMNS: &str =
     "id, tenant_id, name, region, role_arn_sealed, external_id_sealed, created_at";
@@ -364,6 +385,184 @@ impl Store for SqlStore {
         };
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
+    async fn totp_key(&self, user: &UserId) -> Result<Option<Sealed>, StoreError> {
+        let row = sqlx::query("SELECT totp_key_sealed FROM users WHERE id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let bytes: Option<Vec<u8>> = row.try_get("totp_key_sealed")?;
+        Ok(bytes.map(Sealed::from_bytes))
+    }
+
+    async fn set_totp_key_once(&self, user: &UserId, key: &Sealed) -> Result<Sealed, StoreError> {
+        sqlx::query(
+            "UPDATE users SET totp_key_sealed = $1 WHERE id = $2 AND totp_key_sealed IS NULL",
+        )
+        .bind(key.as_bytes().to_vec())
+        .bind(user.as_str())
+        .execute(&self.pool)
+        .await?;
+        self.totp_key(user)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user}")))
+    }
+
+    async fn insert_challenge(&self, c: &ChallengeRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO challenges ({CHALLENGE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(c.id.as_str())
+        .bind(c.tenant_id.as_str())
+        .bind(c.user_id.as_str())
+        .bind(c.account_id.as_str())
+        .bind(c.operation.as_str())
+        .bind(c.summary.as_str())
+        .bind(c.digest.as_str())
+        .bind(c.state.as_str())
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.wrong_codes)
+        .bind(c.used_step)
+        .bind(c.closed_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate("a pending challenge for this user".into())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(challenge_from).transpose()?)
+    }
+
+    async fn pending_challenge(&self, user: &UserId) -> Result<Option<ChallengeRow>, StoreError> {
+        Ok(self.pending_challenges(user).await?.into_iter().next())
+    }
+
+    async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE user_id = $1 AND state = 'pending' \
+             ORDER BY created_at DESC"
+        ))
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn approve_challenge(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
+        // One statement: the row moves for exactly one caller, on any number of replicas.
+        let result = sqlx::query(
+            "UPDATE challenges SET state = 'approved', used_step = $1, closed_at = $2 \
+             WHERE id = $3 AND state = 'pending' AND expires_at > $2",
+        )
+        .bind(step)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn move_challenge(
+        &self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut moved = false;
+        for state in from {
+            let result = sqlx::query(
+                "UPDATE challenges SET state = $1, closed_at = COALESCE(closed_at, $2) \
+                 WHERE id = $3 AND state = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(*state)
+            .execute(&self.pool)
+            .await?;
+            if result.rows_affected() == 1 {
+                moved = true;
+                break;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE challenges SET wrong_codes = wrong_codes + 1 WHERE id = $1 AND state = 'pending' \
+             RETURNING wrong_codes",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("wrong_codes")).transpose()?)
+    }
+
+    async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE challenges SET state = 'expired', closed_at = $1 \
+             WHERE state = 'pending' AND expires_at <= $1 RETURNING {CHALLENGE_COLUMNS}"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn count_user_failure(&self, user: &UserId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO user_failures (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = user_failures.failures + 1 \
+             RETURNING failures",
+        )
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("failures")?)
+    }
+
+    async fn lock_user(&self, user: &UserId, until: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE user_failures SET locked_until = $1 WHERE user_id = $2")
+            .bind(until)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM user_failures WHERE user_id = $1")
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user_locked_until(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT locked_until FROM user_failures WHERE user_id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("locked_until")).transpose()?)
+    }
+
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&self.pool)

@@ -63,6 +63,36 @@ impl TestDb {
         }
     }
 
+    /// A second handle on the same database (another replica), which does not drop it.
+    pub fn share(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            backend: self.backend,
+            dir: tempfile::tempdir().unwrap(),
+            pg_name: None,
+        }
+        .with_key_from(self)
+    }
+
+    /// Copies the local sealing key, so a replica opens what the first one sealed.
+    fn with_key_from(self, other: &TestDb) -> TestDb {
+        let key = other.dir.path().join("voxgate.key");
+        if key.exists() {
+            std::fs::copy(&key, self.dir.path().join("voxgate.key")).unwrap();
+        }
+        self
+    }
+
+    /// An empty stand-in, for moving a database out of a server.
+    pub fn placeholder() -> TestDb {
+        TestDb {
+            url: String::new(),
+            backend: Backend::Sqlite,
+            dir: tempfile::tempdir().unwrap(),
+            pg_name: None,
+        }
+    }
+
     /// The SQLite file, for scanning its bytes.
     pub fn sqlite_file(&self) -> std::path::PathBuf {
         self.dir.path().join("voxgate.db")

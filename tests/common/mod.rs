@@ -154,6 +154,7 @@ pub struct TestServer {
     pub db: TestDb,
     pub store: Arc<dyn Store>,
     pub broker: Arc<Broker>,
+    pub gate: Arc<voxgate::gate::Gate>,
     key_file: std::path::PathBuf,
     _roots: tempfile::NamedTempFile,
     shutdown: Option<oneshot::Sender<()>>,
@@ -168,6 +169,8 @@ pub fn serve_args(roots: &Path, cert_dir: &Path, db: &TestDb, key_file: &Path) -
         alexa_trust_roots: Some(roots.to_owned()),
         alexa_cert_dir: Some(cert_dir.to_owned()),
         session_duration: 900,
+        managed_tag: "voxgate:managed=true".into(),
+        challenge_ttl: 300,
         database: DatabaseArgs {
             database_url: db.url.clone(),
         },
@@ -239,6 +242,7 @@ impl TestServer {
         let addr = app.local_addr().unwrap();
         let store = app.store();
         let broker = app.broker();
+        let gate = app.gate();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.serve(async {
             let _ = rx.await;
@@ -250,6 +254,7 @@ impl TestServer {
             db,
             store,
             broker,
+            gate,
             key_file,
             _roots: roots,
             shutdown: Some(tx),
@@ -356,6 +361,17 @@ impl TestServer {
             .await
             .unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+impl TestServer {
+    /// Stops the server and hands back its database (a restart keeps the data).
+    pub fn into_db(mut self) -> TestDb {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let placeholder = TestDb::placeholder();
+        std::mem::replace(&mut self.db, placeholder)
     }
 }
 
