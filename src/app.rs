@@ -105,11 +105,16 @@ impl App {
                 settings.managed_tag.clone(),
             )),
         };
+        let companion = crate::companion::api::router(crate::companion::api::CompanionState {
+            store: Arc::clone(&store),
+            gate: Arc::clone(&gate),
+        });
         let router = Router::new()
             .route("/alexa", post(alexa_endpoint::handle))
             .route("/healthz", get(healthz))
-            .layer(TraceLayer::new_for_http())
-            .with_state(state);
+            .with_state(state)
+            .merge(companion)
+            .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; choose another address with --listen (VOXGATE_LISTEN)",

@@ -46,6 +46,62 @@ pub enum Command {
     /// Check, read and export the hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a one-time code (10 minutes) that pairs a companion device with a user.
+    Pair {
+        /// The user: name (with --tenant if several tenants have one) or id.
+        #[arg(long)]
+        user: String,
+        /// The user's tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Where people reach voxgate, for the companion link.
+        #[arg(
+            long,
+            env = "VOXGATE_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        public_url: String,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List or revoke paired companion devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+/// `voxgate device …`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List devices.
+    List {
+        /// Only this user's devices (name or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke a device: its token stops working at once.
+    Revoke {
+        /// The device id (from `voxgate device list`).
+        id: String,
+        /// Database.
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// `voxgate audit …`
@@ -238,6 +294,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user(command).await,
         Command::Audit(command) => audit(command).await,
+        Command::Pair {
+            user,
+            tenant,
+            public_url,
+            db,
+            out,
+        } => pair(&user, tenant.as_deref(), &public_url, db, out).await,
+        Command::Device(command) => device(command).await,
     }
 }
 
@@ -540,6 +604,118 @@ async fn list_accounts(
         );
     }
     Ok(())
+}
+
+/// A user named by id, or by name (within `tenant` if given); names must be unambiguous.
+async fn find_user(
+    store: &dyn Store,
+    user: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<crate::store::User> {
+    let tenant_id = match tenant {
+        Some(name) => Some(find_tenant(store, name).await?.id),
+        None => None,
+    };
+    let matches: Vec<_> = store
+        .users(tenant_id.as_ref())
+        .await?
+        .into_iter()
+        .filter(|u| u.id.as_str() == user.trim() || u.name.eq_ignore_ascii_case(user.trim()))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().expect("one")),
+        0 => bail!(
+            "there is no user '{}': list them with `voxgate user list`",
+            user.trim()
+        ),
+        _ => bail!(
+            "several tenants have a user '{}': add --tenant",
+            user.trim()
+        ),
+    }
+}
+
+async fn pair(
+    user: &str,
+    tenant: Option<&str>,
+    public_url: &str,
+    db: DatabaseArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    let base = url::Url::parse(public_url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .with_context(|| {
+            format!("'{public_url}' is not an http(s) URL: set --public-url (VOXGATE_PUBLIC_URL)")
+        })?;
+    let store = open(&db).await?;
+    let user = find_user(store.as_ref(), user, tenant).await?;
+    let now = SystemClock.now();
+    let code = crate::companion::issue_pairing_code(store.as_ref(), &user.id, now).await?;
+    let mut link = base
+        .join("app")
+        .context("the public URL cannot take a path")?;
+    link.set_fragment(Some(&format!("code={code}")));
+    let expires = (now + crate::companion::PAIRING_CODE_TTL)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    if out.json {
+        return print_json(
+            &json!({"user": user.name, "code": code, "url": link.as_str(), "expires_at": expires}),
+        );
+    }
+    println!("Pairing code for {}: {code}", user.name);
+    println!("Open {link} on their phone, or type the code into the voxgate app.");
+    println!("It works once, until {expires}.");
+    Ok(())
+}
+
+async fn device(command: DeviceCommand) -> anyhow::Result<()> {
+    match command {
+        DeviceCommand::List {
+            user,
+            tenant,
+            db,
+            out,
+        } => {
+            let store = open(&db).await?;
+            let user_id = match &user {
+                Some(name) => Some(find_user(store.as_ref(), name, tenant.as_deref()).await?.id),
+                None => None,
+            };
+            let devices = store.devices(user_id.as_ref()).await?;
+            if out.json {
+                return print_json(&json!(devices));
+            }
+            if devices.is_empty() {
+                println!("No paired devices.");
+            }
+            for d in devices {
+                let state = if d.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{state}", d.id, d.user_id);
+            }
+            Ok(())
+        }
+        DeviceCommand::Revoke { id, db, out } => {
+            let store = open(&db).await?;
+            if !store.revoke_device(id.trim(), now()).await? {
+                bail!(
+                    "there is no active device '{}': list them with `voxgate device list`",
+                    id.trim()
+                );
+            }
+            if out.json {
+                print_json(&json!({"id": id.trim(), "revoked": true}))
+            } else {
+                println!("Revoked device {}; its token no longer works.", id.trim());
+                Ok(())
+            }
+        }
+    }
 }
 
 const AUDIT_PAGE: i64 = 1_000;

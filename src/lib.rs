@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod cloud;
+pub mod companion;
 pub mod config;
 pub mod gate;
 pub mod identity;

@@ -5,16 +5,12 @@
 
 mod common;
 
-use common::aws::{MOTO, RecordingProxy, ec2_in, fresh_account_id, seed_instance};
+use common::aws::{ec2_in, fresh_account_id, seed_instance};
+use common::scene::*;
 use common::*;
 use serde_json::{Value, json};
 use time::Duration;
 use voxgate::clock::ManualClock;
-use voxgate::store::User;
-
-const ALICE: &str = "amzn1.ask.account.ALICE";
-const MALLORY: &str = "amzn1.ask.account.MALLORY";
-const MANAGED: &[(&str, &str)] = &[("voxgate:managed", "true")];
 
 macro_rules! on_both_backends {
     ($scenario:ident) => {
@@ -29,109 +25,6 @@ macro_rules! on_both_backends {
             }
         }
     };
-}
-
-struct Scene {
-    proxy: RecordingProxy,
-    server: TestServer,
-    ec2: aws_sdk_ec2::Client,
-    web1: String,
-    alice: User,
-    account: String,
-}
-
-async fn scene(backend: Backend) -> Scene {
-    let proxy = RecordingProxy::start(&MOTO).await;
-    let server = TestServer::start_full(&PKI, backend, &proxy.url, |_| {}).await;
-    let account = fresh_account_id();
-    let ec2 = ec2_in(&account, "eu-west-1").await;
-    let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
-    seed_instance(&ec2, "build-2", MANAGED, true).await;
-    seed_instance(&ec2, "db-1", &[("voxgate:managed", "false")], true).await;
-    let acme = server.tenant("acme").await;
-    let alice = server.enrol(&acme, "alice", ALICE).await;
-    server.link(&acme, "prod", &account, "eu-west-1").await;
-    Scene {
-        proxy,
-        server,
-        ec2,
-        web1,
-        alice,
-        account,
-    }
-}
-
-fn critical(server: &TestServer, who: &str, intent: &str, instance: &str) -> Value {
-    intent_from(who, intent, &[("instance", instance)], server.now())
-}
-
-/// What Alexa sends when the person says `code` in answer to the elicitation.
-fn say_code(server: &TestServer, who: &str, challenge: &str, code: &str) -> Value {
-    // AMAZON.NUMBER drops leading zeros: "081804" arrives as "81804".
-    let spoken = code.trim_start_matches('0');
-    let mut body = intent_from(
-        who,
-        "VerifyCodeIntent",
-        &[("code", if spoken.is_empty() { "0" } else { spoken })],
-        server.now(),
-    );
-    body["session"]["attributes"] = json!({"challengeId": challenge});
-    body
-}
-
-fn challenge_id(response: &Value) -> String {
-    response["sessionAttributes"]["challengeId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no challenge in {response}"))
-        .to_owned()
-}
-
-async fn code_for(scene: &Scene, challenge: &str) -> String {
-    let held = scene
-        .server
-        .gate
-        .challenge_of(&scene.alice, challenge)
-        .await
-        .unwrap()
-        .unwrap();
-    scene.server.gate.current_code(&held).await.unwrap().code
-}
-
-async fn state_of(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
-    let out = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .unwrap();
-    out.reservations()[0].instances()[0]
-        .state()
-        .unwrap()
-        .name()
-        .unwrap()
-        .as_str()
-        .to_owned()
-}
-
-async fn outcomes(server: &TestServer) -> Vec<String> {
-    server
-        .store
-        .audit_records(None, 0, 1000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.outcome)
-        .collect()
-}
-
-fn count(proxy: &RecordingProxy, action: &str) -> usize {
-    proxy
-        .captured
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|c| c.action().as_deref() == Some(action))
-        .count()
 }
 
 on_both_backends!(stop_a_managed_instance_by_voice);

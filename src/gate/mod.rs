@@ -227,6 +227,21 @@ pub enum GateError {
     Random,
 }
 
+/// A change the companion app shows live.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GateEvent {
+    /// Whose challenge.
+    #[serde(skip)]
+    pub user_id: String,
+    /// Which challenge.
+    pub challenge_id: String,
+    /// What happened: created, confirmed, denied, cancelled, replaced, expired, executed,
+    /// failed.
+    pub kind: &'static str,
+    /// The operation's summary.
+    pub summary: String,
+}
+
 /// Holds and confirms challenges.
 pub struct Gate {
     store: Arc<dyn Store>,
@@ -234,6 +249,7 @@ pub struct Gate {
     audit: AuditLog,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+    events: tokio::sync::broadcast::Sender<GateEvent>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -277,7 +293,18 @@ impl Gate {
             audit,
             clock,
             ttl,
+            events: tokio::sync::broadcast::channel(256).0,
         }
+    }
+
+    /// Live lifecycle events (this process's; see the companion module for replicas).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GateEvent> {
+        self.events.subscribe()
+    }
+
+    /// The clock the gate runs on.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// The audit log the gate writes to.
@@ -292,6 +319,27 @@ impl Gate {
         detail: &str,
         aws_request_id: Option<String>,
     ) {
+        let kind = match outcome {
+            Outcome::Held => Some("created"),
+            Outcome::Confirmed => Some("confirmed"),
+            Outcome::Denied => Some("denied"),
+            Outcome::Cancelled => Some("cancelled"),
+            Outcome::Replaced => Some("replaced"),
+            Outcome::Expired => Some("expired"),
+            Outcome::Executed => Some("executed"),
+            Outcome::Failed => Some("failed"),
+            Outcome::LockedOut if detail.starts_with("too many") => Some("cancelled"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            // Nobody listening is fine.
+            let _ = self.events.send(GateEvent {
+                user_id: challenge.user_id.as_str().to_owned(),
+                challenge_id: challenge.id.clone(),
+                kind,
+                summary: challenge.summary.clone(),
+            });
+        }
         let entry = Entry {
             at: self.clock.now().unix_timestamp(),
             tenant_id: Some(challenge.tenant_id.clone()),

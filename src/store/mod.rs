@@ -80,6 +80,37 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Linked accounts, of one tenant or all, by name.
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError>;
 
+    /// A user by id.
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+
+    /// Stores a pairing code's hash for `user`, valid until `expires_at`.
+    async fn add_pairing_code(
+        &self,
+        code_hash: &str,
+        user: &UserId,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Uses a pairing code once: the user it was for, if it exists, is unused and unexpired.
+    async fn use_pairing_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Adds a device with its token's hash.
+    async fn add_device(
+        &self,
+        device_id: &str,
+        user: &UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The user of the unrevoked device with this token hash.
+    async fn device_user(&self, token_hash: &str) -> Result<Option<(String, UserId)>, StoreError>;
+    /// Devices, of one user or all.
+    async fn devices(&self, user: Option<&UserId>) -> Result<Vec<Device>, StoreError>;
+    /// Revokes a device; false if there is no such unrevoked device.
+    async fn revoke_device(&self, device_id: &str, now: i64) -> Result<bool, StoreError>;
+
     /// The last audit record's sequence number and hash.
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
     /// Inserts an audit record; `Duplicate` if its sequence number is taken.

@@ -272,6 +272,19 @@ pub struct ChallengeRow {
     pub closed_at: Option<i64>,
 }
 
+/// A paired companion device (its token is kept only as a hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    /// `d_…`.
+    pub id: String,
+    /// Whose device.
+    pub user_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
 /// A fresh random id with a readable prefix, e.g. `t_3f9c…`.
 pub fn new_id(prefix: &str) -> String {
     use ring::rand::SecureRandom as _;

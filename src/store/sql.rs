@@ -385,6 +385,112 @@ impl Store for SqlStore {
         };
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
+    async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    async fn add_pairing_code(
+        &self,
+        code_hash: &str,
+        user: &UserId,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO pairing_codes (code_hash, user_id, expires_at, used_at) VALUES ($1, $2, $3, NULL)")
+            .bind(code_hash)
+            .bind(user.as_str())
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn use_pairing_code(
+        &self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        // One statement: a code pairs one device, once, even when two race.
+        let row = sqlx::query(
+            "UPDATE pairing_codes SET used_at = $1 \
+             WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
+    }
+
+    async fn add_device(
+        &self,
+        device_id: &str,
+        user: &UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO devices (id, user_id, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, NULL)")
+            .bind(device_id)
+            .bind(user.as_str())
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn device_user(&self, token_hash: &str) -> Result<Option<(String, UserId)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, user_id FROM devices WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("id")?, UserId(r.try_get("user_id")?))))
+            .transpose()?)
+    }
+
+    async fn devices(&self, user: Option<&UserId>) -> Result<Vec<Device>, StoreError> {
+        let rows = match user {
+            Some(u) => {
+                sqlx::query("SELECT id, user_id, created_at, revoked_at FROM devices WHERE user_id = $1 ORDER BY created_at")
+                    .bind(u.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT id, user_id, created_at, revoked_at FROM devices ORDER BY created_at")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok::<_, sqlx::Error>(Device {
+                    id: r.try_get("id")?,
+                    user_id: r.try_get("user_id")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn revoke_device(&self, device_id: &str, now: i64) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(device_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     async fn totp_key(&self, user: &UserId) -> Result<Option<Sealed>, StoreError> {
         let row = sqlx::query("SELECT totp_key_sealed FROM users WHERE id = $1")
             .bind(user.as_str())

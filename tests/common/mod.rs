@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod db;
+pub mod scene;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

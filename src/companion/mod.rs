@@ -1,0 +1,125 @@
+//! The companion app's side of voxgate: pairing a device to a user with a one-time code,
+//! device tokens, and the API the app uses (pending challenges with their current code,
+//! live events, deny). The page itself comes with the companion-app issue.
+//!
+//! Pairing codes and device tokens are kept only as SHA-256 hashes. A device token has 256
+//! random bits; a pairing code is short (for typing), single use, and valid 10 minutes.
+
+pub mod api;
+
+use ring::digest::{SHA256, digest};
+use ring::rand::{SecureRandom as _, SystemRandom};
+use time::{Duration, OffsetDateTime};
+
+use crate::store::{Store, StoreError, User, UserId};
+
+/// How long a pairing code works.
+pub const PAIRING_CODE_TTL: Duration = Duration::minutes(10);
+/// Letters and digits that cannot be mistaken for one another.
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+/// SHA-256 (hex) of a secret, as stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(digest(&SHA256, secret.as_bytes()))
+}
+
+/// A pairing code as typed: case, spaces and dashes do not matter.
+fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
+    let mut bytes = [0u8; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| StoreError::NotFound("randomness".into()))?;
+    Ok(bytes)
+}
+
+/// Issues a one-time pairing code for `user` (8 characters, about 40 bits, shown as
+/// `XXXX-XXXX`), valid for [`PAIRING_CODE_TTL`].
+pub async fn issue_pairing_code(
+    store: &dyn Store,
+    user: &UserId,
+    now: OffsetDateTime,
+) -> Result<String, StoreError> {
+    let bytes = random_bytes::<8>()?;
+    let code: String = bytes
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(*b) % CODE_ALPHABET.len()]))
+        .collect();
+    store
+        .add_pairing_code(
+            &secret_hash(&code),
+            user,
+            (now + PAIRING_CODE_TTL).unix_timestamp(),
+        )
+        .await?;
+    Ok(format!("{}-{}", &code[..4], &code[4..]))
+}
+
+/// A freshly paired device. `Debug` hides the token.
+pub struct Paired {
+    /// The device token (shown once, to the device).
+    pub token: String,
+    /// The device's id.
+    pub device_id: String,
+    /// Whose device it is.
+    pub user: User,
+}
+
+impl std::fmt::Debug for Paired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paired")
+            .field("device_id", &self.device_id)
+            .field("user", &self.user.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pairs a device with `code`: `None` if the code is unknown, used or expired.
+pub async fn pair(
+    store: &dyn Store,
+    code: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Paired>, StoreError> {
+    let Some(user_id) = store
+        .use_pairing_code(&secret_hash(&normalise_code(code)), now.unix_timestamp())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(user) = store.user(&user_id).await? else {
+        return Ok(None);
+    };
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+    let device_id = crate::store::new_id("d");
+    store
+        .add_device(
+            &device_id,
+            &user.id,
+            &secret_hash(&token),
+            now.unix_timestamp(),
+        )
+        .await?;
+    Ok(Some(Paired {
+        token,
+        device_id,
+        user,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_forgiving_to_type() {
+        assert_eq!(normalise_code("ab3d-ef7h"), "AB3DEF7H");
+        assert_eq!(normalise_code(" AB3D EF7H "), "AB3DEF7H");
+    }
+}

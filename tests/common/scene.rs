@@ -1,0 +1,114 @@
+//! A tenant with a user and a linked account in moto holding managed and unmanaged
+//! instances, for the gate and companion tests.
+
+use serde_json::{Value, json};
+
+use super::aws::{MOTO, RecordingProxy, ec2_in, fresh_account_id, seed_instance};
+use super::*;
+
+pub const ALICE: &str = "amzn1.ask.account.ALICE";
+pub const MALLORY: &str = "amzn1.ask.account.MALLORY";
+pub const MANAGED: &[(&str, &str)] = &[("voxgate:managed", "true")];
+
+pub struct Scene {
+    pub proxy: RecordingProxy,
+    pub server: TestServer,
+    pub ec2: aws_sdk_ec2::Client,
+    pub web1: String,
+    pub alice: voxgate::store::User,
+    pub account: String,
+}
+
+pub async fn scene(backend: Backend) -> Scene {
+    let proxy = RecordingProxy::start(&MOTO).await;
+    let server = TestServer::start_full(&PKI, backend, &proxy.url, |_| {}).await;
+    let account = fresh_account_id();
+    let ec2 = ec2_in(&account, "eu-west-1").await;
+    let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
+    seed_instance(&ec2, "build-2", MANAGED, true).await;
+    seed_instance(&ec2, "db-1", &[("voxgate:managed", "false")], true).await;
+    let acme = server.tenant("acme").await;
+    let alice = server.enrol(&acme, "alice", ALICE).await;
+    server.link(&acme, "prod", &account, "eu-west-1").await;
+    Scene {
+        proxy,
+        server,
+        ec2,
+        web1,
+        alice,
+        account,
+    }
+}
+
+pub fn critical(server: &TestServer, who: &str, intent: &str, instance: &str) -> Value {
+    intent_from(who, intent, &[("instance", instance)], server.now())
+}
+
+/// What Alexa sends when the person says `code` in answer to the elicitation.
+pub fn say_code(server: &TestServer, who: &str, challenge: &str, code: &str) -> Value {
+    // AMAZON.NUMBER drops leading zeros: "081804" arrives as "81804".
+    let spoken = code.trim_start_matches('0');
+    let mut body = intent_from(
+        who,
+        "VerifyCodeIntent",
+        &[("code", if spoken.is_empty() { "0" } else { spoken })],
+        server.now(),
+    );
+    body["session"]["attributes"] = json!({"challengeId": challenge});
+    body
+}
+
+pub fn challenge_id(response: &Value) -> String {
+    response["sessionAttributes"]["challengeId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no challenge in {response}"))
+        .to_owned()
+}
+
+pub async fn code_for(scene: &Scene, challenge: &str) -> String {
+    let held = scene
+        .server
+        .gate
+        .challenge_of(&scene.alice, challenge)
+        .await
+        .unwrap()
+        .unwrap();
+    scene.server.gate.current_code(&held).await.unwrap().code
+}
+
+pub async fn state_of(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
+    let out = ec2
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .unwrap();
+    out.reservations()[0].instances()[0]
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+pub async fn outcomes(server: &TestServer) -> Vec<String> {
+    server
+        .store
+        .audit_records(None, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect()
+}
+
+pub fn count(proxy: &RecordingProxy, action: &str) -> usize {
+    proxy
+        .captured
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|c| c.action().as_deref() == Some(action))
+        .count()
+}

@@ -1,0 +1,404 @@
+//! The companion API as the app uses it: pairing with a code from `voxgate pair`, the
+//! pending approvals with their current code, deny, live events, device revocation, and
+//! nothing shared across users.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration as StdDuration;
+
+use common::scene::*;
+use common::*;
+use serde_json::{Value, json};
+use time::Duration;
+
+macro_rules! on_both_backends {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(super::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$scenario(super::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// `voxgate pair --user NAME --json` against the server's database.
+fn pairing_code(server: &TestServer, user: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(server.db.dir.path())
+        .env("VOXGATE_DATABASE_URL", &server.db.url)
+        .env("VOXGATE_PUBLIC_URL", &server.base_url)
+        .args(["pair", "--user", user, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn voxgate(server: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(server.db.dir.path())
+        .env("VOXGATE_DATABASE_URL", &server.db.url)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+struct App {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl App {
+    async fn pair(server: &TestServer, code: &str) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/v1/companion/pair", server.base_url))
+            .body(json!({"code": code}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn paired(server: &TestServer, user: &str) -> App {
+        let code = pairing_code(server, user)["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = App::pair(server, &code).await;
+        assert_eq!(status, 200, "{body}");
+        App {
+            base: server.base_url.clone(),
+            token: body["token"].as_str().unwrap().to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn post(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn pending(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/companion/challenges").await;
+        assert_eq!(status, 200, "{body}");
+        body["challenges"].as_array().unwrap().clone()
+    }
+}
+
+on_both_backends!(the_spoken_flow_with_the_code_from_the_companion_api);
+async fn the_spoken_flow_with_the_code_from_the_companion_api(backend: Backend) {
+    let s = scene(backend).await;
+    let pairing = pairing_code(&s.server, "alice");
+    assert!(
+        pairing["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{}/app#code=", s.server.base_url))
+    );
+    let app = App::paired(&s.server, "alice").await;
+    assert!(app.pending().await.is_empty());
+
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let pending = app.pending().await;
+    assert_eq!(pending.len(), 1);
+    let approval = &pending[0];
+    assert_eq!(approval["id"], challenge_id(&held).as_str());
+    assert!(
+        speech(&held).starts_with(approval["summary"].as_str().unwrap()),
+        "the app shows what Alexa said"
+    );
+    assert_eq!(approval["instance"]["name"], "web-1");
+    assert_eq!(approval["account"], "prod");
+    assert_eq!(approval["region"], "eu-west-1");
+    let code = approval["code"].as_str().unwrap();
+    assert_eq!(code.len(), 6);
+    assert!((1..=30).contains(&approval["seconds_left_in_step"].as_u64().unwrap()));
+    assert!(
+        (299..=300).contains(&approval["seconds_left"].as_i64().unwrap()),
+        "five minutes to go"
+    );
+
+    let done = s
+        .server
+        .say(say_code(&s.server, ALICE, &challenge_id(&held), code))
+        .await;
+    assert_eq!(speech(&done), "Stopping web-1 now.");
+    assert!(matches!(
+        state_of(&s.ec2, &s.web1).await.as_str(),
+        "stopping" | "stopped"
+    ));
+    assert!(app.pending().await.is_empty());
+    assert_eq!(outcomes(&s.server).await, ["held", "confirmed", "executed"]);
+}
+
+#[tokio::test]
+async fn deny_from_the_app_ends_the_approval() {
+    let s = scene(Backend::Sqlite).await;
+    let app = App::paired(&s.server, "alice").await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let code = app.pending().await[0]["code"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    assert_eq!((status, body["state"].clone()), (200, json!("denied")));
+    let (status, _) = app
+        .post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    assert_eq!(status, 409, "denying twice says it is no longer waiting");
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&response),
+        "That request was denied in your voxgate app, so nothing ran."
+    );
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+    assert_eq!(outcomes(&s.server).await, ["held", "denied"]);
+}
+
+#[tokio::test]
+async fn wrong_tokens_get_401_and_other_users_see_nothing() {
+    let s = scene(Backend::Sqlite).await;
+    let globex = s.server.tenant("globex").await;
+    s.server.enrol(&globex, "mallory", MALLORY).await;
+    let alice_app = App::paired(&s.server, "alice").await;
+    let mallory_app = App::paired(&s.server, "mallory").await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+
+    for token in ["", "not-a-token", &format!("{}x", alice_app.token)] {
+        let app = App {
+            base: s.server.base_url.clone(),
+            token: token.to_owned(),
+            http: reqwest::Client::new(),
+        };
+        assert_eq!(
+            app.get("/api/v1/companion/challenges").await.0,
+            401,
+            "token {token:?}"
+        );
+        assert_eq!(app.get("/api/v1/companion/events").await.0, 401);
+        assert_eq!(
+            app.post(&format!("/api/v1/companion/challenges/{id}/deny"))
+                .await
+                .0,
+            401
+        );
+    }
+    let no_header = reqwest::get(format!("{}/api/v1/companion/challenges", s.server.base_url))
+        .await
+        .unwrap();
+    assert_eq!(no_header.status().as_u16(), 401);
+
+    assert!(
+        mallory_app.pending().await.is_empty(),
+        "Mallory sees none of Alice's approvals"
+    );
+    let (status, _) = mallory_app
+        .post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    assert_eq!(status, 404, "another user's approval is not found");
+    assert_eq!(alice_app.pending().await.len(), 1, "and stays pending");
+}
+
+#[tokio::test]
+async fn pairing_codes_work_once_and_expire() {
+    let s = scene(Backend::Sqlite).await;
+    let code = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Typed in lower case without the dash, it still works, once.
+    let typed = code.replace('-', "").to_lowercase();
+    assert_eq!(App::pair(&s.server, &typed).await.0, 200);
+    let (status, body) = App::pair(&s.server, &code).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("already used or expired"),
+        "{body}"
+    );
+
+    let late = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.server.clock.advance(Duration::minutes(11));
+    assert_eq!(App::pair(&s.server, &late).await.0, 400);
+
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/companion/pair", s.server.base_url))
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn several_devices_and_revocation() {
+    let s = scene(Backend::Sqlite).await;
+    let phone = App::paired(&s.server, "alice").await;
+    let tablet = App::paired(&s.server, "alice").await;
+    s.server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    assert_eq!(
+        phone.pending().await,
+        tablet.pending().await,
+        "both devices show the same approval and code"
+    );
+
+    let list: Value = serde_json::from_slice(
+        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"]).stdout,
+    )
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let first = list[0]["id"].as_str().unwrap().to_owned();
+    let out = voxgate(&s.server, &["device", "revoke", &first]);
+    assert!(out.status.success());
+    let revoked = [&phone, &tablet];
+    let statuses = futures_util::future::join_all(
+        revoked
+            .iter()
+            .map(|a| a.get("/api/v1/companion/challenges")),
+    )
+    .await;
+    let codes: Vec<u16> = statuses.iter().map(|(s, _)| *s).collect();
+    assert!(codes.contains(&401) && codes.contains(&200), "{codes:?}");
+    let again = voxgate(&s.server, &["device", "revoke", &first]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active device"));
+    let unknown = voxgate(&s.server, &["pair", "--user", "nobody"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no user 'nobody'"));
+}
+
+/// Reads SSE events until `want` arrives (or the time is up); returns (event, data) pairs.
+async fn read_events(
+    response: &mut reqwest::Response,
+    buffer: &mut String,
+    want: &str,
+) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(10);
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let mut event = String::from("message");
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event:") {
+                    event = e.trim().to_owned();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim());
+                }
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let done = event == want;
+            seen.push((event, serde_json::from_str(&data).unwrap()));
+            if done {
+                return seen;
+            }
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no '{want}' event: {seen:?}"));
+        buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_shows_approvals_live() {
+    let s = scene(Backend::Sqlite).await;
+    let app = App::paired(&s.server, "alice").await;
+    let mut stream = app
+        .http
+        .get(format!("{}/api/v1/companion/events", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    assert!(
+        stream.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut buffer = String::new();
+    let first = read_events(&mut stream, &mut buffer, "challenges").await;
+    assert_eq!(first.last().unwrap().1, json!({"challenges": []}));
+
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let created = read_events(&mut stream, &mut buffer, "created").await;
+    assert_eq!(created.last().unwrap().1["challenge_id"], id.as_str());
+    let list = read_events(&mut stream, &mut buffer, "challenges").await;
+    let approvals = list.last().unwrap().1["challenges"].clone();
+    assert_eq!(approvals[0]["id"], id.as_str());
+    assert_eq!(approvals[0]["code"].as_str().unwrap().len(), 6);
+
+    app.post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    let denied = read_events(&mut stream, &mut buffer, "denied").await;
+    assert_eq!(denied.last().unwrap().1["summary"], approvals[0]["summary"]);
+    let list = read_events(&mut stream, &mut buffer, "challenges").await;
+    assert_eq!(list.last().unwrap().1, json!({"challenges": []}));
+}
