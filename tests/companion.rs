@@ -402,3 +402,46 @@ async fn the_event_stream_shows_approvals_live() {
     let list = read_events(&mut stream, &mut buffer, "challenges").await;
     assert_eq!(list.last().unwrap().1, json!({"challenges": []}));
 }
+
+#[tokio::test]
+async fn events_reach_devices_on_every_replica() {
+    let s = scene(Backend::Postgres).await;
+    // A second replica on the same PostgreSQL database; the device talks to it.
+    let replica = TestServer::start_on(
+        &PKI,
+        s.server.db.share(),
+        common::aws::sdk_config(&s.proxy.url),
+        voxgate::clock::ManualClock::new(s.server.now()),
+        |_| {},
+    )
+    .await;
+    let app = App::paired(&replica, "alice").await;
+    let mut stream = app
+        .http
+        .get(format!("{}/api/v1/companion/events", app.base))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    let mut buffer = String::new();
+    read_events(&mut stream, &mut buffer, "challenges").await;
+
+    // Alexa's request lands on the other replica.
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let created = read_events(&mut stream, &mut buffer, "created").await;
+    assert_eq!(created.last().unwrap().1["challenge_id"], id.as_str());
+    let list = read_events(&mut stream, &mut buffer, "challenges").await;
+    let code = list.last().unwrap().1["challenges"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let done = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(speech(&done), "Stopping web-1 now.");
+    read_events(&mut stream, &mut buffer, "confirmed").await;
+    read_events(&mut stream, &mut buffer, "executed").await;
+}

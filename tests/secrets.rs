@@ -1,7 +1,8 @@
 //! Secrets never reach a log, the database or the disk: the whole flow through the real
-//! binary (link an account, serve, ask what's running against moto), then a scan of every
-//! log line and every file voxgate wrote for the ExternalId, the role ARN and the STS
-//! credentials moto issued.
+//! binary (link an account, serve, ask what's running, pair the app, stop an instance with
+//! the code the app shows), then a scan of every log line and every file voxgate wrote for
+//! the ExternalId, the role ARN, the STS credentials moto issued, the device token, the
+//! pairing code, the one-time code and the user's TOTP key.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::aws::{MOTO, ec2_in, fresh_account_id, moto_data, seed_instance};
+use common::aws::{ec2_at, fresh_account_id, moto_data, seed_instance, spawn_moto};
+
+/// A moto of this test's own: its record of every AssumeRole stays small.
+static MOTO: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| spawn_moto(&[]));
 
 fn voxgate(dir: &std::path::Path, log_filter: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
@@ -60,7 +64,9 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     let log = Arc::new(Mutex::new(String::new()));
     let account = fresh_account_id();
     let role_arn = format!("arn:aws:iam::{account}:role/voxgate-access");
-    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
+    let ec2 = ec2_at(&MOTO, &account, "eu-west-1").await;
+    seed_instance(&ec2, "web-1", &[], true).await;
+    seed_instance(&ec2, "web-2", &[("voxgate:managed", "true")], true).await;
 
     run(dir.path(), &log, &["tenant", "add", "acme"]);
     run(
@@ -128,16 +134,48 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
         .recv_timeout(Duration::from_secs(30))
         .expect("voxgate serve started");
 
-    let body = common::intent_from(
+    let http = reqwest::Client::new();
+    let alexa = |body: serde_json::Value| {
+        let http = http.clone();
+        let addr = addr.clone();
+        async move {
+            let bytes = http
+                .post(format!("http://{addr}/alexa"))
+                .body(serde_json::to_vec(&body).unwrap())
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let now = time::OffsetDateTime::now_utc;
+    let response = alexa(common::intent_from(
         "amzn1.ask.account.ALICE",
         "ListInstancesIntent",
         &[],
-        time::OffsetDateTime::now_utc(),
+        now(),
+    ))
+    .await;
+    assert_eq!(
+        common::speech(&response),
+        "In eu-west-1, 2 instances are running: web-1 and web-2."
     );
-    let response: serde_json::Value = serde_json::from_slice(
-        &reqwest::Client::new()
-            .post(format!("http://{addr}/alexa"))
-            .body(serde_json::to_vec(&body).unwrap())
+
+    // The gate: pair the app, hold a stop, read the code from the app, say it.
+    let pairing: serde_json::Value = serde_json::from_str(&run(
+        dir.path(),
+        &log,
+        &["pair", "--user", "alice", "--json"],
+    ))
+    .unwrap();
+    let pairing_code = pairing["code"].as_str().unwrap().to_owned();
+    let paired: serde_json::Value = serde_json::from_slice(
+        &http
+            .post(format!("http://{addr}/api/v1/companion/pair"))
+            .body(serde_json::json!({"code": pairing_code}).to_string())
             .send()
             .await
             .unwrap()
@@ -146,9 +184,44 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
             .unwrap(),
     )
     .unwrap();
+    let device_token = paired["token"].as_str().unwrap().to_owned();
+    let held = alexa(common::intent_from(
+        "amzn1.ask.account.ALICE",
+        "StopInstanceIntent",
+        &[("instance", "web two")],
+        now(),
+    ))
+    .await;
+    let challenge = held["sessionAttributes"]["challengeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pending: serde_json::Value = serde_json::from_slice(
+        &http
+            .get(format!("http://{addr}/api/v1/companion/challenges"))
+            .bearer_auth(&device_token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let code = pending["challenges"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut say_code = common::intent_from(
+        "amzn1.ask.account.ALICE",
+        "VerifyCodeIntent",
+        &[("code", &code)],
+        now(),
+    );
+    say_code["session"]["attributes"] = serde_json::json!({"challengeId": challenge});
     assert_eq!(
-        common::speech(&response),
-        "In eu-west-1, 1 instance is running: web-1."
+        common::speech(&alexa(say_code).await),
+        "Stopping web-2 now."
     );
 
     Command::new("kill")
@@ -163,14 +236,18 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     reader.join().unwrap();
 
     // What moto issued for this account.
-    let data = moto_data().await;
+    let data = moto_data(&MOTO).await;
     let issued: Vec<&serde_json::Value> = data["sts"]["AssumedRole"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["role_arn"] == role_arn.as_str())
         .collect();
-    assert_eq!(issued.len(), 1, "voxgate assumed the role once");
+    assert_eq!(
+        issued.len(),
+        2,
+        "voxgate assumed the role twice: to read, and for the stop"
+    );
     let mut secrets = vec![
         ("ExternalId", external_id.clone()),
         ("role ARN", role_arn.clone()),
@@ -192,8 +269,51 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
         ));
     }
 
+    // The user's TOTP key, opened the way voxgate does, to look for it in the clear.
+    let store = voxgate::store::connect(&format!("sqlite://{}/voxgate.db", dir.path().display()))
+        .await
+        .unwrap();
+    let alice = store.users(None).await.unwrap().remove(0);
+    let sealed = store
+        .totp_key(&alice.id)
+        .await
+        .unwrap()
+        .expect("a TOTP key");
+    let sealer =
+        voxgate::cloud::seal::Sealer::local_key_file(&dir.path().join("voxgate.key")).unwrap();
+    let ctx = voxgate::cloud::seal::SealContext::new(
+        alice.tenant_id.as_str(),
+        voxgate::cloud::seal::Purpose::TotpKey,
+        alice.id.as_str(),
+    );
+    let totp_key = sealer.open(&sealed, &ctx).await.unwrap();
+    secrets.push(("device token", device_token.clone()));
+    secrets.push(("pairing code", pairing_code.replace('-', "")));
+    secrets.push(("TOTP key (hex)", hex::encode(totp_key.as_slice())));
+    // Six digits can occur by chance; look for the code as a value anywhere.
+    for pattern in [
+        format!("\"{code}\""),
+        format!("={code}"),
+        format!(": {code}"),
+        format!("code {code}"),
+    ] {
+        secrets.push(("one-time code", pattern));
+    }
+
     let log = log.lock().unwrap().clone();
     assert!(log.contains("DEBUG"), "the scan ran with debug logging");
+    for (file, bytes) in files_under(dir.path()) {
+        assert!(
+            !bytes
+                .windows(totp_key.len())
+                .any(|w| w == totp_key.as_slice()),
+            "the TOTP key appears in {file}"
+        );
+    }
+    let files: Vec<(String, String)> = files_under(dir.path())
+        .into_iter()
+        .map(|(name, bytes)| (name, String::from_utf8_lossy(&bytes).into_owned()))
+        .collect();
     for (what, secret) in &secrets {
         if let Some(line) = log.lines().find(|l| l.contains(secret.as_str())) {
             panic!("the {what} appears in the log: {}", {
@@ -201,9 +321,10 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
                 &line[i.saturating_sub(700)..(i + 100).min(line.len())]
             });
         }
-        for (file, bytes) in files_under(dir.path()) {
+        // The secrets are ASCII, so a lossy text view finds them (str search is fast).
+        for (file, text) in &files {
             assert!(
-                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                !text.contains(secret.as_str()),
                 "the {what} appears in {file}"
             );
         }

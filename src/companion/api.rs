@@ -246,7 +246,8 @@ fn event_stream(
             tokio::select! {
                 received = s.events.recv() => match received {
                     Ok(event) if event.user_id == s.user.id.as_str() => {
-                        if let Ok(change) = Event::default().event(event.kind).json_data(&event) {
+                        let data = json!({"challenge_id": event.challenge_id, "kind": event.kind, "summary": event.summary});
+                        if let Ok(change) = Event::default().event(event.kind.as_str()).json_data(data) {
                             s.queue.push_back(change);
                         }
                         if let Some((list, _)) = snapshot(&s.state, &s.user).await {

@@ -228,16 +228,15 @@ pub enum GateError {
 }
 
 /// A change the companion app shows live.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GateEvent {
     /// Whose challenge.
-    #[serde(skip)]
     pub user_id: String,
     /// Which challenge.
     pub challenge_id: String,
     /// What happened: created, confirmed, denied, cancelled, replaced, expired, executed,
     /// failed.
-    pub kind: &'static str,
+    pub kind: String,
     /// The operation's summary.
     pub summary: String,
 }
@@ -287,13 +286,47 @@ impl Gate {
         clock: Arc<dyn Clock>,
         ttl: Duration,
     ) -> Self {
+        let events = tokio::sync::broadcast::channel(256).0;
+        // Where the store carries events between replicas, every event (this replica's
+        // own included) arrives through it.
+        if let Some(mut feed) = store.event_feed() {
+            let local = events.clone();
+            tokio::spawn(async move {
+                loop {
+                    match feed.recv().await {
+                        Ok(payload) => {
+                            if let Ok(event) = serde_json::from_str::<GateEvent>(&payload) {
+                                let _ = local.send(event);
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            });
+        }
         Self {
             store,
             sealer,
             audit,
             clock,
             ttl,
-            events: tokio::sync::broadcast::channel(256).0,
+            events,
+        }
+    }
+
+    async fn publish(&self, event: GateEvent) {
+        let payload = serde_json::to_string(&event).unwrap_or_default();
+        match self.store.publish_event(&payload).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // Nobody listening is fine.
+                let _ = self.events.send(event);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not publish an event to other replicas");
+                let _ = self.events.send(event);
+            }
         }
     }
 
@@ -332,13 +365,13 @@ impl Gate {
             _ => None,
         };
         if let Some(kind) = kind {
-            // Nobody listening is fine.
-            let _ = self.events.send(GateEvent {
+            self.publish(GateEvent {
                 user_id: challenge.user_id.as_str().to_owned(),
                 challenge_id: challenge.id.clone(),
-                kind,
+                kind: kind.to_owned(),
                 summary: challenge.summary.clone(),
-            });
+            })
+            .await;
         }
         let entry = Entry {
             at: self.clock.now().unix_timestamp(),

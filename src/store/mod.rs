@@ -80,6 +80,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Linked accounts, of one tenant or all, by name.
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError>;
 
+    /// Publishes `payload` to every replica sharing this store; false if the backend has
+    /// no such channel (SQLite: one process), in which case the caller delivers locally.
+    async fn publish_event(&self, payload: &str) -> Result<bool, StoreError>;
+    /// Payloads published by any replica (this one included), if the backend carries them.
+    fn event_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
+
     /// A user by id.
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 

@@ -20,11 +20,16 @@ enum Backend {
     Postgres,
 }
 
+/// The PostgreSQL channel that carries companion events between replicas.
+const EVENT_CHANNEL: &str = "voxgate_events";
+
 /// The SQL store.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Events heard on PostgreSQL's LISTEN channel (PostgreSQL only).
+    events: Option<tokio::sync::broadcast::Sender<String>>,
 }
 
 /// `url` without a password, for messages.
@@ -187,8 +192,39 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| connect_error(&e))?;
-        Ok(Self { pool, backend })
+        let events = match backend {
+            Backend::Postgres => Some(listen(&url).await.map_err(|e| connect_error(&e))?),
+            Backend::Sqlite => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            events,
+        })
     }
+}
+
+/// Listens on [`EVENT_CHANNEL`] and relays every notification; reconnects if the
+/// connection drops (sqlx's listener does), and stops when nobody can receive any more.
+async fn listen(url: &str) -> Result<tokio::sync::broadcast::Sender<String>, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(EVENT_CHANNEL).await?;
+    let (sender, _) = tokio::sync::broadcast::channel(256);
+    let relay = sender.clone();
+    tokio::spawn(async move {
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    let _ = relay.send(notification.payload().to_owned());
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "event listener lost its connection; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(sender)
 }
 
 #[async_trait]
@@ -385,6 +421,24 @@ impl Store for SqlStore {
         };
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
+    async fn publish_event(&self, payload: &str) -> Result<bool, StoreError> {
+        if self.events.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(EVENT_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(true)
+    }
+
+    fn event_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        self.events
+            .as_ref()
+            .map(tokio::sync::broadcast::Sender::subscribe)
+    }
+
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id.as_str())

@@ -242,7 +242,12 @@ pub fn fresh_account_id() -> String {
 /// An EC2 client acting in `account` (through AssumeRole, as moto's multi-account mode
 /// works), for seeding.
 pub async fn ec2_in(account: &str, region: &str) -> aws_sdk_ec2::Client {
-    let base = sdk_config(&MOTO);
+    ec2_at(&MOTO, account, region).await
+}
+
+/// As [`ec2_in`], on the moto at `endpoint`.
+pub async fn ec2_at(endpoint: &str, account: &str, region: &str) -> aws_sdk_ec2::Client {
+    let base = sdk_config(endpoint);
     let sts = aws_sdk_sts::Client::new(&base);
     let out = sts
         .assume_role()
@@ -296,9 +301,9 @@ pub async fn seed_instance(
     id
 }
 
-/// moto's record of what it answered (`/moto-api/data.json`).
-pub async fn moto_data() -> serde_json::Value {
-    let bytes = reqwest::get(format!("{}/moto-api/data.json", &*MOTO))
+/// What the moto at `endpoint` answered (`/moto-api/data.json`).
+pub async fn moto_data(endpoint: &str) -> serde_json::Value {
+    let bytes = reqwest::get(format!("{endpoint}/moto-api/data.json"))
         .await
         .unwrap()
         .bytes()
