@@ -96,7 +96,11 @@ impl App {
             .map(|id| id.as_str().to_owned())
             .collect();
         let state = AppState {
-            verifier: Arc::new(RequestVerifier::new(mode, skill_ids, clock)),
+            verifier: Arc::new(
+                RequestVerifier::new(mode, skill_ids, Arc::clone(&clock)).with_ledger(Arc::new(
+                    crate::store::StoreReplayLedger(Arc::clone(&store)),
+                )),
+            ),
             skill: Arc::new(Skill::new(
                 Arc::clone(&store),
                 identity,

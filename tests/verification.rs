@@ -426,3 +426,30 @@ fn futures_util_stream(
 ) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
     tokio_stream::iter(chunks)
 }
+
+async fn replayed_to_another_replica(backend: Backend) {
+    let first = TestServer::start_full(&PKI, backend, NO_AWS, |_| {}).await;
+    let second = TestServer::start_on(
+        &PKI,
+        first.db.share(),
+        common::aws::sdk_config(NO_AWS),
+        voxgate::clock::ManualClock::new(first.now()),
+        |_| {},
+    )
+    .await;
+    let body = bytes(&request_at("launch", first.now()));
+    let (status, _) = first.post_signed(&PKI, body.clone()).await;
+    assert_eq!(status, 200);
+    // The same signed request, captured and sent to the other replica.
+    assert_refused(&second.post_signed(&PKI, body).await, "replayed-request");
+}
+
+#[tokio::test]
+async fn a_request_replayed_to_another_replica_is_refused_sqlite() {
+    replayed_to_another_replica(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_request_replayed_to_another_replica_is_refused_postgres() {
+    replayed_to_another_replica(Backend::Postgres).await;
+}

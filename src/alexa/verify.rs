@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use async_trait::async_trait;
+
 use base64::Engine as _;
 use time::{Duration, OffsetDateTime};
 
@@ -68,6 +70,9 @@ pub enum VerifyError {
     /// The replay guard is full and cannot vouch for this request.
     #[error("too many recent requests to check for replays")]
     ReplayGuardFull,
+    /// The shared replay ledger could not be consulted.
+    #[error("the shared replay ledger failed: {0}")]
+    ReplayLedger(String),
 }
 
 impl VerifyError {
@@ -98,6 +103,7 @@ impl VerifyError {
             Self::WrongSkill => "wrong-skill-id",
             Self::Replayed => "replayed-request",
             Self::ReplayGuardFull => "replay-guard-full",
+            Self::ReplayLedger(_) => "replay-check-failed",
         }
     }
 }
@@ -123,6 +129,19 @@ pub struct SignatureHeaders<'a> {
     pub signature_sha1: Option<&'a str>,
 }
 
+/// A record of request ids shared by every replica (the store implements it). `alexa`
+/// knows only this trait, not the store.
+#[async_trait]
+pub trait ReplayLedger: Send + Sync {
+    /// Records `request_id` until `forget_after`; false if it was already recorded.
+    async fn first_sighting(
+        &self,
+        request_id: &str,
+        forget_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, String>;
+}
+
 /// Whether requests are verified.
 #[derive(Debug)]
 pub enum Mode {
@@ -138,6 +157,7 @@ pub struct RequestVerifier {
     mode: Mode,
     skill_ids: Vec<String>,
     replay: ReplayGuard,
+    ledger: Option<Arc<dyn ReplayLedger>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -157,8 +177,15 @@ impl RequestVerifier {
             mode,
             skill_ids,
             replay: ReplayGuard::new(REPLAY_CAPACITY),
+            ledger: None,
             clock,
         }
+    }
+
+    /// Also checks request ids against `ledger`, shared by every replica.
+    pub fn with_ledger(mut self, ledger: Arc<dyn ReplayLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Checks a request and, if it passes, returns it parsed.
@@ -206,6 +233,17 @@ impl RequestVerifier {
             let forget_after = envelope.request.timestamp + tolerance;
             self.replay
                 .first_sighting(&envelope.request.request_id, forget_after, now)?;
+            // The in-memory guard answers for this process; the ledger for every replica
+            // and across restarts. A ledger that cannot answer fails closed.
+            if let Some(ledger) = &self.ledger {
+                let first = ledger
+                    .first_sighting(&envelope.request.request_id, forget_after, now)
+                    .await
+                    .map_err(VerifyError::ReplayLedger)?;
+                if !first {
+                    return Err(VerifyError::Replayed);
+                }
+            }
         }
         Ok(envelope)
     }

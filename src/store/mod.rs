@@ -86,6 +86,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Payloads published by any replica (this one included), if the backend carries them.
     fn event_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
 
+    /// Records an Alexa request id until `expires_at`; false if it is already recorded
+    /// (a replay). Forgets expired ids on the way.
+    async fn record_request_id(
+        &self,
+        request_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
     /// A user by id.
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
@@ -180,6 +189,29 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         tenant: Option<&TenantId>,
         limit: i64,
     ) -> Result<Vec<crate::audit::Record>, StoreError>;
+}
+
+/// The store as the verifier's shared replay ledger.
+#[derive(Debug, Clone)]
+pub struct StoreReplayLedger(pub Arc<dyn Store>);
+
+#[async_trait]
+impl crate::alexa::verify::ReplayLedger for StoreReplayLedger {
+    async fn first_sighting(
+        &self,
+        request_id: &str,
+        forget_after: time::OffsetDateTime,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, String> {
+        self.0
+            .record_request_id(
+                request_id,
+                forget_after.unix_timestamp(),
+                now.unix_timestamp(),
+            )
+            .await
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Opens the store at `url` (applying migrations): `sqlite://FILE`, a plain file path, or

@@ -439,6 +439,28 @@ impl Store for SqlStore {
             .map(tokio::sync::broadcast::Sender::subscribe)
     }
 
+    async fn record_request_id(
+        &self,
+        request_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        match sqlx::query("INSERT INTO seen_requests (request_id, expires_at) VALUES ($1, $2)")
+            .bind(request_id)
+            .bind(expires_at)
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id.as_str())
