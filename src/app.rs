@@ -46,6 +46,7 @@ pub(crate) struct AppState {
 
 /// A bound, ready-to-serve voxgate.
 pub struct App {
+    shutdown: tokio::sync::watch::Sender<bool>,
     listener: TcpListener,
     router: Router,
     store: Arc<dyn Store>,
@@ -109,9 +110,11 @@ impl App {
                 settings.managed_tag.clone(),
             )),
         };
+        let (shutdown, shutdown_seen) = tokio::sync::watch::channel(false);
         let companion = crate::companion::api::router(crate::companion::api::CompanionState {
             store: Arc::clone(&store),
             gate: Arc::clone(&gate),
+            shutdown: shutdown_seen,
         });
         let router = Router::new()
             .route("/alexa", post(alexa_endpoint::handle))
@@ -126,6 +129,7 @@ impl App {
             )
         })?;
         Ok(Self {
+            shutdown,
             listener,
             router,
             store,
@@ -172,6 +176,13 @@ impl App {
                 }
             }
         });
+        // Open event streams end when shutdown begins, so the graceful stop does not wait
+        // for phones to disconnect.
+        let streams = self.shutdown;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = streams.send(true);
+        };
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;

@@ -2,6 +2,7 @@
 //! `voxgate audit verify` finds the first edited, reordered or deleted record.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -34,21 +35,6 @@ fn entry(n: usize, outcome: Outcome) -> Entry {
         detail: String::new(),
         aws_request_id: (outcome == Outcome::Executed).then(|| format!("req-{n}")),
     }
-}
-
-macro_rules! on_both_backends {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$scenario(super::Backend::Postgres).await
-            }
-        }
-    };
 }
 
 on_both_backends!(concurrent_appends_form_one_intact_chain);

@@ -3,6 +3,7 @@
 //! credential cache, sealing with KMS, and the spoken answers to failures.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use common::aws::{MOTO, RecordingProxy, ec2_in, fresh_account_id, sdk_config, seed_instance};
@@ -10,22 +11,6 @@ use common::*;
 use serde_json::{Value, json};
 use time::Duration;
 use voxgate::cloud::seal::{Purpose, SealContext, SealError, Sealer};
-
-/// Runs a scenario on SQLite and on PostgreSQL.
-macro_rules! on_both_backends {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$scenario(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 const ALICE: &str = "amzn1.ask.account.ALICE";
 const BOB: &str = "amzn1.ask.account.BOB";

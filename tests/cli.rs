@@ -11,8 +11,15 @@ static WORKDIR: std::sync::LazyLock<tempfile::TempDir> =
     std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
 
 fn voxgate() -> Command {
+    // A directory per run: parallel tests must not share one SQLite file.
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = WORKDIR.path().join(
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string(),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
-    cmd.current_dir(WORKDIR.path())
+    cmd.current_dir(dir)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", "eu-west-1");
     // Only what the test sets: no VOXGATE_* from the developer's shell.

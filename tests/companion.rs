@@ -3,6 +3,7 @@
 //! nothing shared across users.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -12,21 +13,6 @@ use common::scene::*;
 use common::*;
 use serde_json::{Value, json};
 use time::Duration;
-
-macro_rules! on_both_backends {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$scenario(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 /// `voxgate pair --user NAME --json` against the server's database.
 fn pairing_code(server: &TestServer, user: &str) -> Value {
@@ -444,4 +430,71 @@ async fn events_reach_devices_on_every_replica() {
     assert_eq!(speech(&done), "Stopping web-1 now.");
     read_events(&mut stream, &mut buffer, "confirmed").await;
     read_events(&mut stream, &mut buffer, "executed").await;
+}
+
+#[tokio::test]
+async fn a_revoked_device_stops_receiving_codes_and_shutdown_ends_streams() {
+    let s = scene(Backend::Sqlite).await;
+    let phone = App::paired(&s.server, "alice").await;
+    let tablet = App::paired(&s.server, "alice").await;
+    let mut phone_stream = phone
+        .http
+        .get(format!("{}/api/v1/companion/events", phone.base))
+        .bearer_auth(&phone.token)
+        .send()
+        .await
+        .unwrap();
+    let mut tablet_stream = tablet
+        .http
+        .get(format!("{}/api/v1/companion/events", tablet.base))
+        .bearer_auth(&tablet.token)
+        .send()
+        .await
+        .unwrap();
+    let (mut phone_buffer, mut tablet_buffer) = (String::new(), String::new());
+    read_events(&mut phone_stream, &mut phone_buffer, "challenges").await;
+    read_events(&mut tablet_stream, &mut tablet_buffer, "challenges").await;
+
+    let devices: Value =
+        serde_json::from_slice(&voxgate(&s.server, &["device", "list", "--json"]).stdout).unwrap();
+    let phone_id = devices[0]["id"].as_str().unwrap().to_owned();
+    assert!(
+        voxgate(&s.server, &["device", "revoke", &phone_id])
+            .status
+            .success()
+    );
+
+    // The next approval reaches the tablet; the phone's stream ends instead of showing it.
+    s.server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let list = read_events(&mut tablet_stream, &mut tablet_buffer, "challenges").await;
+    assert_eq!(
+        list.last().unwrap().1["challenges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let rest = tokio::time::timeout(StdDuration::from_secs(10), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = phone_stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the revoked device's stream ends");
+    assert!(
+        !rest.contains("\"code\""),
+        "no code after revocation: {rest}"
+    );
+
+    // A graceful stop ends open streams instead of waiting for phones to hang up.
+    let _db = s.server.into_db();
+    let ended = tokio::time::timeout(StdDuration::from_secs(10), async {
+        while let Ok(Some(_)) = tablet_stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ends at shutdown");
 }

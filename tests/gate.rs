@@ -3,6 +3,7 @@
 //! Each invariant of DESIGN.md's gate has its own test.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use common::aws::{ec2_in, fresh_account_id, seed_instance};
@@ -11,21 +12,6 @@ use common::*;
 use serde_json::{Value, json};
 use time::Duration;
 use voxgate::clock::ManualClock;
-
-macro_rules! on_both_backends {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$scenario(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 on_both_backends!(stop_a_managed_instance_by_voice);
 async fn stop_a_managed_instance_by_voice(backend: Backend) {
@@ -655,4 +641,146 @@ async fn no_code_or_key_is_stored_in_the_clear() {
     assert!(!audit.contains(&code));
     let challenge = s.server.store.challenge(&id).await.unwrap().unwrap();
     assert!(!serde_json::to_string(&challenge).unwrap().contains(&code));
+}
+
+#[tokio::test]
+async fn challenges_expire_and_are_audited_even_if_nobody_asks() {
+    let s = scene(Backend::Sqlite).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let mut events = s.server.gate.subscribe();
+    assert!(
+        s.server.gate.expire_due().await.unwrap().is_empty(),
+        "not yet"
+    );
+    s.server.clock.advance(Duration::minutes(5));
+    // What the service's sweeper runs every few seconds.
+    let expired = s.server.gate.expire_due().await.unwrap();
+    assert_eq!(
+        expired.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let event = events.recv().await.unwrap();
+    assert_eq!(
+        (event.kind.as_str(), event.challenge_id.as_str()),
+        ("expired", id.as_str())
+    );
+    assert!(s.server.gate.pending(&s.alice.id).await.unwrap().is_none());
+    assert_eq!(outcomes(&s.server).await, ["held", "expired"]);
+    // A new critical intent is held at once: the expired one no longer blocks it.
+    let again = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    assert!(speech(&again).starts_with("Stop instance web-1"), "{again}");
+}
+
+#[tokio::test]
+async fn a_used_code_does_not_approve_the_same_operation_asked_again() {
+    let s = scene(Backend::Sqlite).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "RebootInstanceIntent", "web-1"))
+        .await;
+    let first = challenge_id(&held);
+    let code = code_for(&s, &first).await;
+    assert_eq!(
+        speech(
+            &s.server
+                .say(say_code(&s.server, ALICE, &first, &code))
+                .await
+        ),
+        "Rebooting web-1 now."
+    );
+
+    // Someone who overheard the code asks for the same operation at once and says it: the
+    // new challenge has the same digest, hence the same codes, but that step is spent.
+    let again = s
+        .server
+        .say(critical(&s.server, ALICE, "RebootInstanceIntent", "web-1"))
+        .await;
+    let second = challenge_id(&again);
+    assert_ne!(first, second);
+    assert_eq!(
+        code_for(&s, &second).await,
+        code,
+        "same operation, same step, same code"
+    );
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &second, &code))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "That code was already used, so I didn't run anything again."
+    );
+    assert_eq!(count(&s.proxy, "RebootInstances"), 1);
+
+    // The next step's code approves it.
+    s.server.clock.advance(Duration::seconds(30));
+    let fresh = code_for(&s, &second).await;
+    assert_ne!(fresh, code);
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &second, &fresh))
+        .await;
+    assert_eq!(speech(&response), "Rebooting web-1 now.");
+    assert_eq!(count(&s.proxy, "RebootInstances"), 2);
+}
+
+#[tokio::test]
+async fn a_used_code_in_a_new_session_is_refused_and_logged() {
+    let s = scene(Backend::Sqlite).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let code = code_for(&s, &id).await;
+    s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    // A new session: no challenge id, nothing pending.
+    let mut replay = say_code(&s.server, ALICE, &id, &code);
+    replay["session"]["attributes"] = json!({});
+    let response = s.server.say(replay).await;
+    assert_eq!(
+        speech(&response),
+        "That code was already used, so I didn't run anything again."
+    );
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "confirmed", "executed", "reuse"]
+    );
+}
+
+#[tokio::test]
+async fn cancel_in_a_new_session_ends_the_waiting_operation() {
+    let s = scene(Backend::Sqlite).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let response = s
+        .server
+        .say(intent_from(ALICE, "AMAZON.StopIntent", &[], s.server.now()))
+        .await;
+    assert!(
+        speech(&response).starts_with("Okay, I cancelled it: Stop instance web-1"),
+        "{response}"
+    );
+    let code = code_for(&s, &id).await;
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&response),
+        "That request was cancelled, so nothing ran."
+    );
+    // With nothing waiting, "stop" just says goodbye.
+    let response = s
+        .server
+        .say(intent_from(ALICE, "AMAZON.StopIntent", &[], s.server.now()))
+        .await;
+    assert_eq!(speech(&response), "Okay, nothing more to do. Goodbye.");
 }

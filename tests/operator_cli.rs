@@ -2,6 +2,7 @@
 //! SQLite file or PostgreSQL database, with moto behind AWS for KMS.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -91,21 +92,6 @@ impl Operator {
 }
 
 const ARN: &str = "arn:aws:iam::111122223333:role/voxgate-access";
-
-macro_rules! on_both_backends {
-    ($scenario:ident) => {
-        mod $scenario {
-            #[tokio::test]
-            async fn sqlite() {
-                super::$scenario(super::Backend::Sqlite).await
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$scenario(super::Backend::Postgres).await
-            }
-        }
-    };
-}
 
 on_both_backends!(tenants_users_and_accounts);
 async fn tenants_users_and_accounts(backend: Backend) {

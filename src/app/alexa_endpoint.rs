@@ -46,8 +46,20 @@ pub(super) async fn handle(
     };
     tracing::Span::current().record("request_id", envelope.request.request_id.as_str());
 
-    let response = state.skill.handle(&envelope).await;
-    Json(response).into_response()
+    // Handled to the end even if Alexa hangs up: an approved operation must run (or fail)
+    // and be recorded, not be dropped halfway with the request.
+    let skill = std::sync::Arc::clone(&state.skill);
+    match tokio::spawn(async move { skill.handle(&envelope).await }).await {
+        Ok(response) => Json(response).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "request handler failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "internal error"})),
+            )
+                .into_response()
+        }
+    }
 }
 
 fn refuse(reason: &'static str, detail: &str) -> Response {

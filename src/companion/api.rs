@@ -29,6 +29,8 @@ pub struct CompanionState {
     pub store: Arc<dyn Store>,
     /// The gate.
     pub gate: Arc<Gate>,
+    /// Turns true when the service shuts down; open event streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The companion API's routes.
@@ -64,6 +66,11 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
 
 /// The user behind the request's device token.
 async fn device_user(state: &CompanionState, headers: &HeaderMap) -> Result<User, Response> {
+    device(state, headers).await.map(|(_, user)| user)
+}
+
+/// The device token's hash and its user.
+async fn device(state: &CompanionState, headers: &HeaderMap) -> Result<(String, User), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -71,18 +78,20 @@ async fn device_user(state: &CompanionState, headers: &HeaderMap) -> Result<User
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
+    let token_hash = secret_hash(token);
     let (_, user_id) = state
         .store
-        .device_user(&secret_hash(token))
+        .device_user(&token_hash)
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(unauthorized)?;
-    state
+    let user = state
         .store
         .user(&user_id)
         .await
         .map_err(|e| internal(&e))?
-        .ok_or_else(unauthorized)
+        .ok_or_else(unauthorized)?;
+    Ok((token_hash, user))
 }
 
 #[instrument(skip_all)]
@@ -183,11 +192,11 @@ async fn deny(
 /// `failed`).
 #[instrument(skip_all)]
 async fn events(State(state): State<CompanionState>, headers: HeaderMap) -> Response {
-    let user = match device_user(&state, &headers).await {
-        Ok(user) => user,
+    let (token_hash, user) = match device(&state, &headers).await {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let stream = event_stream(state, user);
+    let stream = event_stream(state, user, token_hash);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(StdDuration::from_secs(15)))
         .into_response()
@@ -196,9 +205,32 @@ async fn events(State(state): State<CompanionState>, headers: HeaderMap) -> Resp
 struct StreamState {
     state: CompanionState,
     user: User,
+    token_hash: String,
     events: tokio::sync::broadcast::Receiver<GateEvent>,
     queue: std::collections::VecDeque<Event>,
     started: bool,
+    /// Seconds from the last snapshot to the next code roll.
+    roll: u64,
+}
+
+impl StreamState {
+    /// Queues the pending list; false if the device was revoked meanwhile (the stream
+    /// then ends, so a revoked device stops receiving codes).
+    async fn refresh(&mut self) -> bool {
+        match self.state.store.device_user(&self.token_hash).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return false,
+            Err(error) => {
+                warn!(%error, "could not re-check a device");
+                return false;
+            }
+        }
+        if let Some((event, roll)) = snapshot(&self.state, &self.user).await {
+            self.queue.push_back(event);
+            self.roll = roll;
+        }
+        true
+    }
 }
 
 async fn snapshot(state: &CompanionState, user: &User) -> Option<(Event, u64)> {
@@ -218,14 +250,17 @@ async fn snapshot(state: &CompanionState, user: &User) -> Option<(Event, u64)> {
 fn event_stream(
     state: CompanionState,
     user: User,
+    token_hash: String,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let events = state.gate.subscribe();
     let start = StreamState {
         state,
         user,
+        token_hash,
         events,
         queue: std::collections::VecDeque::new(),
         started: false,
+        roll: crate::gate::STEP_SECONDS,
     };
     futures_util::stream::unfold(start, |mut s| async move {
         loop {
@@ -234,39 +269,45 @@ fn event_stream(
             }
             if !s.started {
                 s.started = true;
-                if let Some((event, _)) = snapshot(&s.state, &s.user).await {
-                    return Some((Ok(event), s));
+                if !s.refresh().await {
+                    return None;
                 }
                 continue;
             }
-            // Wake for the next change, or when the codes roll over.
-            let roll = snapshot(&s.state, &s.user)
-                .await
-                .map_or(crate::gate::STEP_SECONDS, |(_, r)| r);
+            let mut shutdown = s.state.shutdown.clone();
+            if *shutdown.borrow() {
+                return None;
+            }
+            // Wake for the next change, when the codes roll over, or at shutdown.
             tokio::select! {
                 received = s.events.recv() => match received {
                     Ok(event) if event.user_id == s.user.id.as_str() => {
-                        let data = json!({"challenge_id": event.challenge_id, "kind": event.kind, "summary": event.summary});
+                        let data = json!({
+                            "challenge_id": event.challenge_id,
+                            "kind": event.kind,
+                            "summary": event.summary,
+                        });
                         if let Ok(change) = Event::default().event(event.kind.as_str()).json_data(data) {
                             s.queue.push_back(change);
                         }
-                        if let Some((list, _)) = snapshot(&s.state, &s.user).await {
-                            s.queue.push_back(list);
+                        if !s.refresh().await {
+                            return None;
                         }
                     }
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some((list, _)) = snapshot(&s.state, &s.user).await {
-                            s.queue.push_back(list);
+                        if !s.refresh().await {
+                            return None;
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 },
-                () = tokio::time::sleep(StdDuration::from_secs(roll.max(1))) => {
-                    if let Some((list, _)) = snapshot(&s.state, &s.user).await {
-                        s.queue.push_back(list);
+                () = tokio::time::sleep(StdDuration::from_secs(s.roll.max(1))) => {
+                    if !s.refresh().await {
+                        return None;
                     }
                 }
+                _ = shutdown.changed() => return None,
             }
         }
     })

@@ -147,9 +147,14 @@ impl TryFrom<ChallengeRow> for Challenge {
     type Error = GateError;
 
     fn try_from(row: ChallengeRow) -> Result<Self, GateError> {
+        let operation: InstanceOperation =
+            serde_json::from_str(&row.operation).map_err(|_| GateError::Corrupt(row.id.clone()))?;
+        // What runs must be what the code was made for.
+        if operation.digest() != row.digest {
+            return Err(GateError::Corrupt(row.id));
+        }
         Ok(Self {
-            operation: serde_json::from_str(&row.operation)
-                .map_err(|_| GateError::Corrupt(row.id.clone()))?,
+            operation,
             id: row.id,
             tenant_id: row.tenant_id,
             user_id: UserId(row.user_id),
@@ -225,6 +230,9 @@ pub enum GateError {
     /// No randomness.
     #[error("no randomness available")]
     Random,
+    /// The decision could not be recorded, so it was not taken.
+    #[error("the audit log could not record the decision; nothing was done")]
+    Unrecorded,
 }
 
 /// A change the companion app shows live.
@@ -351,7 +359,7 @@ impl Gate {
         outcome: Outcome,
         detail: &str,
         aws_request_id: Option<String>,
-    ) {
+    ) -> bool {
         let kind = match outcome {
             Outcome::Held => Some("created"),
             Outcome::Confirmed => Some("confirmed"),
@@ -383,9 +391,12 @@ impl Gate {
             detail: detail.to_owned(),
             aws_request_id,
         };
-        if let Err(error) = self.audit.append(entry).await {
-            // The decision stands; losing its record is an operator alarm.
-            tracing::error!(%error, outcome = %outcome, challenge = %challenge.id, "could not append to the audit log");
+        match self.audit.append(entry).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::error!(%error, outcome = %outcome, challenge = %challenge.id, "could not append to the audit log");
+                false
+            }
         }
     }
 
@@ -472,7 +483,14 @@ impl Gate {
             Err(other) => return Err(other.into()),
         }
         let challenge = Challenge::try_from(row)?;
-        self.record(&challenge, Outcome::Held, "", None).await;
+        if !self.record(&challenge, Outcome::Held, "", None).await {
+            // An operation held without a record would be approvable off the books.
+            let now = self.clock.now().unix_timestamp();
+            self.store
+                .move_challenge(&challenge.id, &["pending"], State::Cancelled.as_str(), now)
+                .await?;
+            return Err(GateError::Unrecorded);
+        }
         Ok(challenge)
     }
 
@@ -589,7 +607,7 @@ impl Gate {
             Some(c) => c,
             None => match self.store.pending_challenge(&user.id).await? {
                 Some(row) => Challenge::try_from(row)?,
-                None => return Ok(Verdict::NothingPending),
+                None => return self.nothing_pending(user, spoken).await,
             },
         };
 
@@ -652,7 +670,18 @@ impl Gate {
                     self.store.reset_user_failures(&user.id).await?;
                     let mut approved = challenge;
                     approved.state = State::Approved;
-                    self.record(&approved, Outcome::Confirmed, "", None).await;
+                    if !self.record(&approved, Outcome::Confirmed, "", None).await {
+                        // Nothing runs unless its approval is on record.
+                        self.store
+                            .move_challenge(
+                                &approved.id,
+                                &["approved"],
+                                State::Failed.as_str(),
+                                now.unix_timestamp(),
+                            )
+                            .await?;
+                        return Err(GateError::Unrecorded);
+                    }
                     Ok(Verdict::Approved(approved))
                 } else {
                     // Someone else's confirmation with this code won the race.
@@ -668,6 +697,34 @@ impl Gate {
             }
             None => self.wrong_code(user, challenge, code.is_some()).await,
         }
+    }
+
+    /// Nothing waits for a code; if the code is one that recently approved an operation,
+    /// it is a reuse, and is recorded as such.
+    async fn nothing_pending(&self, user: &User, spoken: &str) -> Result<Verdict, GateError> {
+        let Some(code) = SpokenCode::parse(spoken) else {
+            return Ok(Verdict::NothingPending);
+        };
+        let now = self.clock.now();
+        let since = (now - Duration::minutes(10)).unix_timestamp();
+        let key = self.user_key(&user.id, user.tenant_id.as_str()).await?;
+        for row in self.store.recently_approved(&user.id, since).await? {
+            let challenge = Challenge::try_from(row)?;
+            if totp_for(&key, &challenge.digest)?
+                .check(code.as_str(), unix(now))
+                .is_some()
+            {
+                self.record(
+                    &challenge,
+                    Outcome::Reuse,
+                    "code spoken again with nothing pending",
+                    None,
+                )
+                .await;
+                return Ok(Verdict::Reused(challenge));
+            }
+        }
+        Ok(Verdict::NothingPending)
     }
 
     async fn wrong_code(
@@ -776,7 +833,9 @@ impl Gate {
             .move_challenge(&challenge.id, &["approved"], to.as_str(), now)
             .await
         {
-            Ok(_) => self.record(challenge, outcome, &detail, request_id).await,
+            Ok(_) => {
+                self.record(challenge, outcome, &detail, request_id).await;
+            }
             Err(error) => {
                 tracing::error!(%error, challenge = %challenge.id, "could not record the outcome")
             }

@@ -137,53 +137,10 @@ impl Skill {
         intent: &Intent,
         action: Action,
     ) -> ResponseBuilder {
-        let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
-            return turn.ask_for_instance(Line::WhichInstance, intent);
-        };
-        let speaking = match self.speaking(turn, envelope).await {
-            Ok(speaking) => speaking,
-            Err(answer) => return answer,
-        };
-        let found = match self.instances(turn, &speaking, None).await {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let several = found.len() > 1;
-        let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found
-            .into_iter()
-            .flat_map(|(account, region, instances)| {
-                instances
-                    .into_iter()
-                    .map(move |i| (account.clone(), region.clone(), i))
-            })
-            .collect();
-        let label = |(account, _, i): &(LinkedAccount, String, InstanceInfo)| {
-            if several {
-                format!("{} in {}", i.label(), account.name)
-            } else {
-                i.label().to_owned()
-            }
-        };
-        let (account, region, instance) =
-            match names::find(&spoken, &everything, |(_, _, i)| i.label()) {
-                Match::One(target) => target,
-                Match::Many(candidates) => {
-                    return turn.ask_for_instance(
-                        Line::InstanceAmbiguous {
-                            spoken,
-                            candidates: candidates.iter().map(label).collect(),
-                        },
-                        intent,
-                    );
-                }
-                Match::None => {
-                    return turn
-                        .say(Line::InstanceNotFound {
-                            spoken,
-                            known: everything.iter().map(label).collect(),
-                        })
-                        .end_session(true);
-                }
+        let (speaking, account, region, instance) =
+            match self.named_instance(turn, envelope, intent).await {
+                Ok(found) => found,
+                Err(answer) => return answer,
             };
         let operation = InstanceOperation {
             action,
@@ -408,16 +365,24 @@ impl Skill {
         }
     }
 
-    /// "cancel" / "stop": ends a held operation of this session for good.
+    /// "cancel" / "stop": ends the person's held operation for good (the one of this
+    /// session, or else the one waiting for them).
     async fn cancel(&self, turn: &Turn, envelope: &RequestEnvelope) -> ResponseBuilder {
-        let attributes = envelope.session_attributes();
-        let Some(id) = attributes.get(CHALLENGE_ATTRIBUTE).and_then(|v| v.as_str()) else {
-            return turn.say(Line::Goodbye).end_session(true);
-        };
         let Ok(Speaker::Known(user)) = self.identity.who(envelope).await else {
             return turn.say(Line::Goodbye).end_session(true);
         };
-        match self.gate.cancel(&user, id).await {
+        let attributes = envelope.session_attributes();
+        let id = match attributes.get(CHALLENGE_ATTRIBUTE).and_then(|v| v.as_str()) {
+            Some(id) => Some(id.to_owned()),
+            None => match self.gate.pending(&user.id).await {
+                Ok(pending) => pending.map(|c| c.id),
+                Err(error) => return turn.gate_failure(&error),
+            },
+        };
+        let Some(id) = id else {
+            return turn.say(Line::Goodbye).end_session(true);
+        };
+        match self.gate.cancel(&user, &id).await {
             Ok(Some(challenge)) => turn
                 .say(Line::Cancelled {
                     summary: challenge.summary,
@@ -564,71 +529,80 @@ impl Skill {
             .end_session(true)
     }
 
+    /// The instance the person named, across the tenant's accounts (each in its default
+    /// region); or what to say instead: which one, which of these, or that there is none.
+    async fn named_instance(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+    ) -> Result<(Speaking, LinkedAccount, String, InstanceInfo), ResponseBuilder> {
+        let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
+            return Err(turn.ask_for_instance(Line::WhichInstance, intent));
+        };
+        let speaking = self.speaking(turn, envelope).await?;
+        let found = self.instances(turn, &speaking, None).await?;
+        let several = found.len() > 1;
+        let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found
+            .into_iter()
+            .flat_map(|(account, region, instances)| {
+                instances
+                    .into_iter()
+                    .map(move |i| (account.clone(), region.clone(), i))
+            })
+            .collect();
+        let label = |(account, _, i): &(LinkedAccount, String, InstanceInfo)| {
+            if several {
+                format!("{} in {}", i.label(), account.name)
+            } else {
+                i.label().to_owned()
+            }
+        };
+        match names::find(&spoken, &everything, |(_, _, i)| i.label()) {
+            Match::One((account, region, instance)) => Ok((speaking, account, region, instance)),
+            Match::Many(candidates) => Err(turn.ask_for_instance(
+                Line::InstanceAmbiguous {
+                    spoken,
+                    candidates: candidates.iter().map(label).collect(),
+                },
+                intent,
+            )),
+            Match::None => Err(turn
+                .say(Line::InstanceNotFound {
+                    spoken,
+                    known: everything.iter().map(label).collect(),
+                })
+                .end_session(true)),
+        }
+    }
+
     async fn instance_status(
         &self,
         turn: &Turn,
         envelope: &RequestEnvelope,
         intent: &Intent,
     ) -> ResponseBuilder {
-        let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
-            return turn.ask_for_instance(Line::WhichInstance, intent);
-        };
-        let speaking = match self.speaking(turn, envelope).await {
-            Ok(speaking) => speaking,
-            Err(answer) => return answer,
-        };
-        let found = match self.instances(turn, &speaking, None).await {
+        let (_, account, region, instance) = match self.named_instance(turn, envelope, intent).await
+        {
             Ok(found) => found,
             Err(answer) => return answer,
         };
-        let several = found.len() > 1;
-        let everything: Vec<(String, String, InstanceInfo)> = found
-            .into_iter()
-            .flat_map(|(account, region, instances)| {
-                let name = account.name.clone();
-                instances
-                    .into_iter()
-                    .map(move |i| (name.clone(), region.clone(), i))
-            })
-            .collect();
-        let label = |(account, _, i): &(String, String, InstanceInfo)| {
-            if several {
-                format!("{} in {account}", i.label())
-            } else {
-                i.label().to_owned()
-            }
-        };
-        match names::find(&spoken, &everything, |(_, _, i)| i.label()) {
-            Match::One((account, region, instance)) => turn
-                .say(Line::InstanceState {
-                    name: instance.label().to_owned(),
-                    state: instance.state,
-                })
-                .simple_card(
-                    Line::CardTitle.text(turn.locale),
-                    format!(
-                        "{} ({}): {}, {}, {region}, account {account}",
-                        instance.label(),
-                        instance.id,
-                        instance.state.as_str(),
-                        instance.instance_type
-                    ),
-                )
-                .end_session(true),
-            Match::Many(candidates) => turn.ask_for_instance(
-                Line::InstanceAmbiguous {
-                    spoken,
-                    candidates: candidates.iter().map(label).collect(),
-                },
-                intent,
+        turn.say(Line::InstanceState {
+            name: instance.label().to_owned(),
+            state: instance.state,
+        })
+        .simple_card(
+            Line::CardTitle.text(turn.locale),
+            format!(
+                "{} ({}): {}, {}, {region}, account {}",
+                instance.label(),
+                instance.id,
+                instance.state.as_str(),
+                instance.instance_type,
+                account.name
             ),
-            Match::None => turn
-                .say(Line::InstanceNotFound {
-                    spoken,
-                    known: everything.iter().map(label).collect(),
-                })
-                .end_session(true),
-        }
+        )
+        .end_session(true)
     }
 }
 

@@ -155,6 +155,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError>;
     /// The user's pending challenge.
     async fn pending_challenge(&self, user: &UserId) -> Result<Option<ChallengeRow>, StoreError>;
+    /// The user's challenges approved by a code since `since` (for reuse detection).
+    async fn recently_approved(
+        &self,
+        user: &UserId,
+        since: i64,
+    ) -> Result<Vec<ChallengeRow>, StoreError>;
     /// Pending challenges of a user (for the companion app), newest first.
     async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError>;
     /// Moves a pending, unexpired challenge to `approved` with the code's step. True for

@@ -634,6 +634,22 @@ impl Store for SqlStore {
         Ok(self.pending_challenges(user).await?.into_iter().next())
     }
 
+    async fn recently_approved(
+        &self,
+        user: &UserId,
+        since: i64,
+    ) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE user_id = $1 AND used_step IS NOT NULL \
+             AND closed_at >= $2 ORDER BY closed_at DESC LIMIT 20"
+        ))
+        .bind(user.as_str())
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
+    }
+
     async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE user_id = $1 AND state = 'pending' \
@@ -647,13 +663,19 @@ impl Store for SqlStore {
 
     async fn approve_challenge(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
         // One statement: the row moves for exactly one caller, on any number of replicas.
+        // A code's step may approve an operation only once: not again for a new challenge
+        // of the same operation (same user and digest, so the same codes). And a challenge
+        // that used up its wrong codes is not approved by a guess that raced past the limit.
         let result = sqlx::query(
             "UPDATE challenges SET state = 'approved', used_step = $1, closed_at = $2 \
-             WHERE id = $3 AND state = 'pending' AND expires_at > $2",
+             WHERE id = $3 AND state = 'pending' AND expires_at > $2 AND wrong_codes < $4 \
+             AND NOT EXISTS (SELECT 1 FROM challenges used WHERE used.user_id = challenges.user_id \
+                 AND used.digest = challenges.digest AND used.used_step >= $1)",
         )
         .bind(step)
         .bind(now)
         .bind(id)
+        .bind(crate::gate::MAX_WRONG_CODES)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)

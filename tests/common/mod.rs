@@ -3,6 +3,23 @@
 //! port 0 with a clock the test controls.
 #![allow(dead_code, clippy::unwrap_used)]
 
+/// Runs an async scenario `fn(Backend)` as two tests: on SQLite and on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$scenario(super::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$scenario(super::Backend::Postgres).await
+            }
+        }
+    };
+}
+
 pub mod aws;
 pub mod db;
 pub mod scene;
