@@ -784,3 +784,37 @@ async fn cancel_in_a_new_session_ends_the_waiting_operation() {
         .await;
     assert_eq!(speech(&response), "Okay, nothing more to do. Goodbye.");
 }
+
+#[tokio::test]
+async fn an_approval_without_an_outcome_is_closed_as_failed() {
+    let s = scene(Backend::Sqlite).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    // Approved, and then voxgate stopped before running it (simulated: approval only).
+    let code = code_for(&s, &id).await;
+    let verdict = s
+        .server
+        .gate
+        .confirm(&s.alice, Some(&id), &code)
+        .await
+        .unwrap();
+    assert!(matches!(verdict, voxgate::gate::Verdict::Approved(_)));
+    s.server.clock.advance(Duration::minutes(9));
+    s.server.gate.expire_due().await.unwrap();
+    assert_eq!(outcomes(&s.server).await, ["held", "confirmed"], "not yet");
+    s.server.clock.advance(Duration::minutes(2));
+    s.server.gate.expire_due().await.unwrap();
+    assert_eq!(outcomes(&s.server).await, ["held", "confirmed", "failed"]);
+    let state = s
+        .server
+        .gate
+        .challenge_of(&s.alice, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .state;
+    assert_eq!(state, voxgate::gate::State::Failed);
+}

@@ -35,6 +35,8 @@ pub const LOCKOUT_AFTER: i64 = 3;
 pub const FIRST_LOCKOUT: Duration = Duration::seconds(30);
 /// The longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::hours(1);
+/// An approval whose outcome is not recorded after this long is closed as failed.
+pub const STALE_APPROVAL: Duration = Duration::minutes(10);
 /// TOTP step (RFC 6238 §4).
 pub const STEP_SECONDS: u64 = 30;
 
@@ -577,10 +579,32 @@ impl Gate {
 
     /// Expires every challenge whose time is up (run periodically); returns them.
     pub async fn expire_due(&self) -> Result<Vec<Challenge>, GateError> {
-        let rows = self
-            .store
-            .expire_challenges(self.clock.now().unix_timestamp())
-            .await?;
+        let now = self.clock.now();
+        // Approvals whose outcome was never recorded (voxgate stopped while running them)
+        // are closed as failed with an unknown outcome, so none stays open for ever.
+        let stale_before = (now - STALE_APPROVAL).unix_timestamp();
+        for row in self.store.stale_approved(stale_before).await? {
+            let challenge = Challenge::try_from(row)?;
+            if self
+                .store
+                .move_challenge(
+                    &challenge.id,
+                    &["approved"],
+                    State::Failed.as_str(),
+                    now.unix_timestamp(),
+                )
+                .await?
+            {
+                self.record(
+                    &challenge,
+                    Outcome::Failed,
+                    "outcome unknown: voxgate stopped while running it; check the instance",
+                    None,
+                )
+                .await;
+            }
+        }
+        let rows = self.store.expire_challenges(now.unix_timestamp()).await?;
         let mut expired = Vec::new();
         for row in rows {
             let challenge = Challenge::try_from(row)?;

@@ -177,6 +177,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Counts a wrong code against a pending challenge; the new count, or `None` if it is
     /// no longer pending.
     async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError>;
+    /// Challenges still `approved` (approved, outcome never recorded) since before `before`.
+    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError>;
     /// Expires every pending challenge whose time is up; returns them.
     async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError>;
 

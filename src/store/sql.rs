@@ -719,6 +719,16 @@ impl Store for SqlStore {
         Ok(row.map(|r| r.try_get("wrong_codes")).transpose()?)
     }
 
+    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE state = 'approved' AND closed_at < $1"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
+    }
+
     async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "UPDATE challenges SET state = 'expired', closed_at = $1 \
