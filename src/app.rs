@@ -121,6 +121,7 @@ impl App {
             .route("/healthz", get(healthz))
             .with_state(state)
             .merge(companion)
+            .merge(crate::companion::page::router())
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(

@@ -1,11 +1,12 @@
 //! The companion app's side of voxgate: pairing a device to a user with a one-time code,
 //! device tokens, and the API the app uses (pending challenges with their current code,
-//! live events, deny). The page itself comes with the companion-app issue.
+//! live events, deny), and the page itself (`GET /app`).
 //!
 //! Pairing codes and device tokens are kept only as SHA-256 hashes. A device token has 256
 //! random bits; a pairing code is short (for typing), single use, and valid 10 minutes.
 
 pub mod api;
+pub mod page;
 
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom as _, SystemRandom};
