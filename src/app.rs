@@ -74,7 +74,10 @@ impl App {
         let gate = Arc::new(crate::gate::Gate::new(
             Arc::clone(&store),
             Arc::clone(&sealer),
-            crate::audit::AuditLog::new(Arc::clone(&store)),
+            crate::audit::AuditLog::new(
+                Arc::clone(&store),
+                crate::audit::ChainKey::load(store.as_ref(), &sealer).await?,
+            ),
             Arc::clone(&clock),
             settings.challenge_ttl,
         ));

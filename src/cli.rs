@@ -107,8 +107,12 @@ pub enum DeviceCommand {
 /// `voxgate audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; report the first broken record (non-zero exit).
+    /// Recompute the hash chain; report the first broken record (non-zero exit). Uses the
+    /// same sealing settings as `serve`, to open the chain key.
     Verify {
+        /// Sealing of secrets.
+        #[command(flatten)]
+        sealing: SealingArgs,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
@@ -722,9 +726,12 @@ const AUDIT_PAGE: i64 = 1_000;
 
 async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { db, out } => {
+        AuditCommand::Verify { sealing, db, out } => {
             let store = open(&db).await?;
-            let mut check = crate::audit::ChainCheck::default();
+            let aws = crate::cloud::load_sdk_config().await;
+            let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
+            let key = crate::audit::ChainKey::load(store.as_ref(), &sealer).await?;
+            let mut check = crate::audit::ChainCheck::new(key);
             let mut after = 0;
             loop {
                 let page = store.audit_records(None, after, AUDIT_PAGE).await?;
@@ -742,9 +749,16 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
                 }
             }
             if out.json {
-                print_json(&json!({"intact": true, "records": check.checked()}))
+                print_json(
+                    &json!({"intact": true, "records": check.checked(), "head": check.head()}),
+                )
             } else {
                 println!("The audit log is intact: {} records.", check.checked());
+                println!(
+                    "Head: {} {} (note it elsewhere to notice a cut-off tail later)",
+                    check.checked(),
+                    check.head()
+                );
                 Ok(())
             }
         }

@@ -69,7 +69,7 @@ async fn stop_a_managed_instance_by_voice(backend: Backend) {
             .iter()
             .all(|r| r.summary.starts_with("Stop instance web-1"))
     );
-    assert_eq!(voxgate::audit::verify(&records), Ok(()));
+    assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
     // No code or key in the audit log.
     assert!(!serde_json::to_string(&records).unwrap().contains(&code));
 }
@@ -602,7 +602,7 @@ async fn twenty_simultaneous_right_codes_run_the_operation_once(backend: Backend
     assert_eq!(outcomes.iter().filter(|o| *o == "reuse").count(), 19);
     let records = s.server.store.audit_records(None, 0, 1000).await.unwrap();
     assert_eq!(
-        voxgate::audit::verify(&records),
+        s.server.gate.audit().verify(&records),
         Ok(()),
         "concurrent appends keep the chain intact"
     );

@@ -1,8 +1,11 @@
 //! The audit trail: every decision about an operation (held, confirmed, wrong code, reuse,
 //! denied, cancelled, expired, executed, failed, refused by the tag guard) appended to a
-//! hash-chained log in the store. Each record's hash covers a canonical encoding of its
-//! fields and the previous record's hash, so editing, deleting or reordering any record
-//! breaks the chain from there on, and `voxgate audit verify` finds the first break.
+//! hash-chained log in the store. Each record's hash is an HMAC-SHA256, under a chain key
+//! sealed like every other secret, over a canonical encoding of its fields and the previous
+//! record's hash. Editing, deleting or reordering a record breaks the chain from there on,
+//! and `voxgate audit verify` finds the first break; rewriting the chain to hide an edit
+//! needs the key, which database access alone does not give. (Dropping the newest records
+//! is only seen against a head noted elsewhere: `audit verify` prints it.)
 //!
 //! Records hold summaries, digests and outcomes, never codes, keys or credentials.
 //! Knows the store, nothing of HTTP or Alexa.
@@ -10,10 +13,65 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ring::digest::{SHA256, digest};
+use ring::hmac;
+use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
+use crate::cloud::seal::{Purpose, SealContext, SealError, Sealer};
 use crate::store::{Store, StoreError};
+
+/// The key the chain's HMACs are made with. `Debug` redacts it.
+#[derive(Clone)]
+pub struct ChainKey(hmac::Key);
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey(<redacted>)")
+    }
+}
+
+/// Why the chain key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainKeyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key could not be sealed or opened.
+    #[error("the audit chain key cannot be opened: {0}")]
+    Seal(#[from] SealError),
+    /// No randomness.
+    #[error("no randomness available")]
+    Random,
+}
+
+const CHAIN_KEY_NAME: &str = "audit-chain-key";
+
+impl ChainKey {
+    /// The deployment's chain key: made (32 random bytes, sealed) on first use, then the
+    /// same for every replica and restart.
+    pub async fn load(store: &dyn Store, sealer: &Sealer) -> Result<Self, ChainKeyError> {
+        let ctx = SealContext::new("voxgate", Purpose::AuditKey, CHAIN_KEY_NAME);
+        let sealed = match store.service_secret(CHAIN_KEY_NAME).await? {
+            Some(sealed) => sealed,
+            None => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                SystemRandom::new()
+                    .fill(key.as_mut())
+                    .map_err(|_| ChainKeyError::Random)?;
+                let sealed = sealer.seal(key.as_ref(), &ctx).await?;
+                store.service_secret_once(CHAIN_KEY_NAME, &sealed).await?
+            }
+        };
+        let key = sealer.open(&sealed, &ctx).await?;
+        Ok(Self::from_bytes(&key))
+    }
+
+    /// A key from raw bytes.
+    pub fn from_bytes(key: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key))
+    }
+}
 
 /// The `prev_hash` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -123,9 +181,9 @@ pub struct Record {
 }
 
 impl Record {
-    /// The hash this record must have: SHA-256 over a domain tag and the canonical JSON
-    /// array of every field but the hash, in a fixed order.
-    pub fn expected_hash(&self) -> String {
+    /// The hash this record must have: HMAC-SHA256 under the chain key over a domain tag
+    /// and the canonical JSON array of every field but the hash, in a fixed order.
+    pub fn expected_hash(&self, key: &ChainKey) -> String {
         let canonical = serde_json::json!([
             self.seq,
             self.at,
@@ -140,7 +198,7 @@ impl Record {
         ]);
         let mut input = b"voxgate-audit-v1\n".to_vec();
         input.extend_from_slice(canonical.to_string().as_bytes());
-        hex::encode(digest(&SHA256, &input))
+        hex::encode(hmac::sign(&key.0, &input).as_ref())
     }
 }
 
@@ -161,20 +219,26 @@ pub enum Broken {
 /// Checks a chain record by record, so a long log can be read in pages.
 #[derive(Debug, Clone)]
 pub struct ChainCheck {
+    key: ChainKey,
     prev_hash: String,
     next_seq: i64,
 }
 
-impl Default for ChainCheck {
-    fn default() -> Self {
+impl ChainCheck {
+    /// A check from the first record on.
+    pub fn new(key: ChainKey) -> Self {
         Self {
+            key,
             prev_hash: GENESIS.to_owned(),
             next_seq: 1,
         }
     }
-}
 
-impl ChainCheck {
+    /// The hash of the last record checked (the head, once all are).
+    pub fn head(&self) -> &str {
+        &self.prev_hash
+    }
+
     /// Checks the next record.
     pub fn feed(&mut self, record: &Record) -> Result<(), Broken> {
         if record.seq != self.next_seq {
@@ -183,7 +247,7 @@ impl ChainCheck {
         if record.prev_hash != self.prev_hash {
             return Err(Broken::Unlinked(record.seq, record.seq - 1));
         }
-        if record.expected_hash() != record.hash {
+        if record.expected_hash(&self.key) != record.hash {
             return Err(Broken::Altered(record.seq));
         }
         self.prev_hash.clone_from(&record.hash);
@@ -198,8 +262,8 @@ impl ChainCheck {
 }
 
 /// Checks a whole chain, in order; the first break wins.
-pub fn verify(records: &[Record]) -> Result<(), Broken> {
-    let mut check = ChainCheck::default();
+pub fn verify(records: &[Record], key: &ChainKey) -> Result<(), Broken> {
+    let mut check = ChainCheck::new(key.clone());
     records.iter().try_for_each(|r| check.feed(r))
 }
 
@@ -207,12 +271,18 @@ pub fn verify(records: &[Record]) -> Result<(), Broken> {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     store: Arc<dyn Store>,
+    key: ChainKey,
 }
 
 impl AuditLog {
-    /// The log in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// The log in `store`, chained under `key`.
+    pub fn new(store: Arc<dyn Store>, key: ChainKey) -> Self {
+        Self { store, key }
+    }
+
+    /// Checks `records` (a whole chain, in order) under this log's key.
+    pub fn verify(&self, records: &[Record]) -> Result<(), Broken> {
+        verify(records, &self.key)
     }
 
     /// Appends `entry`. Concurrent appenders (also on other replicas) race for the next
@@ -236,7 +306,7 @@ impl AuditLog {
                 prev_hash,
                 hash: String::new(),
             };
-            record.hash = record.expected_hash();
+            record.hash = record.expected_hash(&self.key);
             match self.store.insert_audit(&record).await {
                 Ok(()) => return Ok(record),
                 Err(StoreError::Duplicate(_)) => continue,
@@ -252,6 +322,10 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key() -> ChainKey {
+        ChainKey::from_bytes(&[9u8; 32])
+    }
 
     fn chain(n: i64) -> Vec<Record> {
         let mut prev = GENESIS.to_owned();
@@ -270,7 +344,7 @@ mod tests {
                     prev_hash: prev.clone(),
                     hash: String::new(),
                 };
-                r.hash = r.expected_hash();
+                r.hash = r.expected_hash(&key());
                 prev.clone_from(&r.hash);
                 r
             })
@@ -279,31 +353,46 @@ mod tests {
 
     #[test]
     fn an_intact_chain_verifies() {
-        assert_eq!(verify(&chain(5)), Ok(()));
-        assert_eq!(verify(&[]), Ok(()));
+        assert_eq!(verify(&chain(5), &key()), Ok(()));
+        assert_eq!(verify(&[], &key()), Ok(()));
     }
 
     #[test]
     fn every_kind_of_edit_is_found() {
         let mut edited = chain(5);
         edited[2].outcome = "executed".into();
-        assert_eq!(verify(&edited), Err(Broken::Altered(3)));
+        assert_eq!(verify(&edited, &key()), Err(Broken::Altered(3)));
 
         let mut rehashed = chain(5);
         rehashed[2].summary = "Start instance web-3".into();
-        rehashed[2].hash = rehashed[2].expected_hash();
+        rehashed[2].hash = rehashed[2].expected_hash(&key());
         assert_eq!(
-            verify(&rehashed),
+            verify(&rehashed, &key()),
             Err(Broken::Unlinked(4, 3)),
             "recomputing one hash breaks the next link"
         );
 
         let mut deleted = chain(5);
         deleted.remove(1);
-        assert_eq!(verify(&deleted), Err(Broken::Missing(2)));
+        assert_eq!(verify(&deleted, &key()), Err(Broken::Missing(2)));
 
         let mut truncated_front = chain(5);
         truncated_front.remove(0);
-        assert_eq!(verify(&truncated_front), Err(Broken::Missing(1)));
+        assert_eq!(verify(&truncated_front, &key()), Err(Broken::Missing(1)));
+    }
+
+    #[test]
+    fn a_chain_rewritten_without_the_key_is_found() {
+        // Someone with database access edits record 2 and recomputes every hash after it,
+        // but with a key of their own.
+        let forger = ChainKey::from_bytes(&[1u8; 32]);
+        let mut forged = chain(4);
+        forged[1].outcome = "denied".into();
+        for i in 1..forged.len() {
+            forged[i].prev_hash = forged[i - 1].hash.clone();
+            forged[i].hash = forged[i].expected_hash(&forger);
+        }
+        assert_eq!(verify(&forged, &key()), Err(Broken::Altered(2)));
+        assert_eq!(format!("{:?}", key()), "ChainKey(<redacted>)");
     }
 }

@@ -44,6 +44,8 @@ pub enum Purpose {
     ExternalId,
     /// A user's TOTP key.
     TotpKey,
+    /// The audit log's chain key.
+    AuditKey,
 }
 
 impl Purpose {
@@ -52,6 +54,7 @@ impl Purpose {
             Self::RoleArn => "role-arn",
             Self::ExternalId => "external-id",
             Self::TotpKey => "totp-key",
+            Self::AuditKey => "audit-key",
         }
     }
 }

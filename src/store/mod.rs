@@ -95,6 +95,19 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// Stores one of voxgate's own sealed secrets unless one by that name exists; returns
+    /// the one stored (so replicas racing to create it agree).
+    async fn service_secret_once(
+        &self,
+        name: &str,
+        sealed: &crate::cloud::seal::Sealed,
+    ) -> Result<crate::cloud::seal::Sealed, StoreError>;
+    /// One of voxgate's own sealed secrets.
+    async fn service_secret(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::cloud::seal::Sealed>, StoreError>;
+
     /// A user by id.
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 

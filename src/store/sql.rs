@@ -461,6 +461,32 @@ impl Store for SqlStore {
         }
     }
 
+    async fn service_secret_once(&self, name: &str, sealed: &Sealed) -> Result<Sealed, StoreError> {
+        match sqlx::query("INSERT INTO service_secrets (name, sealed) VALUES ($1, $2)")
+            .bind(name)
+            .bind(sealed.as_bytes().to_vec())
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if unique_violation(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.service_secret(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("service secret {name}")))
+    }
+
+    async fn service_secret(&self, name: &str) -> Result<Option<Sealed>, StoreError> {
+        let row = sqlx::query("SELECT sealed FROM service_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Vec<u8>, _>("sealed").map(Sealed::from_bytes))
+            .transpose()?)
+    }
+
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id.as_str())
