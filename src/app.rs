@@ -118,6 +118,7 @@ impl App {
             store: Arc::clone(&store),
             gate: Arc::clone(&gate),
             shutdown: shutdown_seen,
+            pairing_key: crate::companion::PairingKey::load(store.as_ref(), &sealer).await?,
         });
         let router = Router::new()
             .route("/alexa", post(alexa_endpoint::handle))

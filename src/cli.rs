@@ -61,6 +61,9 @@ pub enum Command {
             default_value = "http://127.0.0.1:8080"
         )]
         public_url: String,
+        /// Sealing of secrets (the same settings as `serve`).
+        #[command(flatten)]
+        sealing: SealingArgs,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
@@ -302,9 +305,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             user,
             tenant,
             public_url,
+            sealing,
             db,
             out,
-        } => pair(&user, tenant.as_deref(), &public_url, db, out).await,
+        } => pair(&user, tenant.as_deref(), &public_url, &sealing, db, out).await,
         Command::Device(command) => device(command).await,
     }
 }
@@ -643,6 +647,7 @@ async fn pair(
     user: &str,
     tenant: Option<&str>,
     public_url: &str,
+    sealing: &SealingArgs,
     db: DatabaseArgs,
     out: Output,
 ) -> anyhow::Result<()> {
@@ -655,7 +660,10 @@ async fn pair(
     let store = open(&db).await?;
     let user = find_user(store.as_ref(), user, tenant).await?;
     let now = SystemClock.now();
-    let code = crate::companion::issue_pairing_code(store.as_ref(), &user.id, now).await?;
+    let aws = crate::cloud::load_sdk_config().await;
+    let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
+    let key = crate::companion::PairingKey::load(store.as_ref(), &sealer).await?;
+    let code = crate::companion::issue_pairing_code(store.as_ref(), &key, &user.id, now).await?;
     let mut link = base
         .join("app")
         .context("the public URL cannot take a path")?;

@@ -243,6 +243,14 @@ async fn pairing_codes_work_once_and_expire() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Stored neither as typed nor as a plain SHA-256 (2^40 codes would be quick to try).
+    let plain = code.replace('-', "");
+    let sha = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        plain.as_bytes(),
+    ));
+    let stored = String::from_utf8_lossy(&s.server.db.all_bytes().await).into_owned();
+    assert!(!stored.contains(&plain) && !stored.contains(&sha));
     // Typed in lower case without the dash, it still works, once.
     let typed = code.replace('-', "").to_lowercase();
     assert_eq!(App::pair(&s.server, &typed).await.0, 200);

@@ -14,11 +14,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use ring::hmac;
-use ring::rand::{SecureRandom as _, SystemRandom};
 use serde::Serialize;
-use zeroize::Zeroizing;
 
-use crate::cloud::seal::{Purpose, SealContext, SealError, Sealer};
+use crate::cloud::ServiceKeyError;
+use crate::cloud::seal::Sealer;
 use crate::store::{Store, StoreError};
 
 /// The key the chain's HMACs are made with. `Debug` redacts it.
@@ -31,39 +30,12 @@ impl fmt::Debug for ChainKey {
     }
 }
 
-/// Why the chain key could not be had.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainKeyError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The key could not be sealed or opened.
-    #[error("the audit chain key cannot be opened: {0}")]
-    Seal(#[from] SealError),
-    /// No randomness.
-    #[error("no randomness available")]
-    Random,
-}
-
 const CHAIN_KEY_NAME: &str = "audit-chain-key";
 
 impl ChainKey {
-    /// The deployment's chain key: made (32 random bytes, sealed) on first use, then the
-    /// same for every replica and restart.
-    pub async fn load(store: &dyn Store, sealer: &Sealer) -> Result<Self, ChainKeyError> {
-        let ctx = SealContext::new("voxgate", Purpose::AuditKey, CHAIN_KEY_NAME);
-        let sealed = match store.service_secret(CHAIN_KEY_NAME).await? {
-            Some(sealed) => sealed,
-            None => {
-                let mut key = Zeroizing::new([0u8; 32]);
-                SystemRandom::new()
-                    .fill(key.as_mut())
-                    .map_err(|_| ChainKeyError::Random)?;
-                let sealed = sealer.seal(key.as_ref(), &ctx).await?;
-                store.service_secret_once(CHAIN_KEY_NAME, &sealed).await?
-            }
-        };
-        let key = sealer.open(&sealed, &ctx).await?;
+    /// The deployment's chain key (made and sealed on first use).
+    pub async fn load(store: &dyn Store, sealer: &Sealer) -> Result<Self, ServiceKeyError> {
+        let key = crate::cloud::service_key(store, sealer, CHAIN_KEY_NAME).await?;
         Ok(Self::from_bytes(&key))
     }
 

@@ -37,3 +37,41 @@ pub fn sealer(
         }
     }
 }
+
+/// Why one of voxgate's own keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceKeyError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The key could not be sealed or opened.
+    #[error("voxgate's key cannot be opened: {0}")]
+    Seal(#[from] seal::SealError),
+    /// No randomness.
+    #[error("no randomness available")]
+    Random,
+}
+
+/// One of voxgate's own 32-byte keys, by `name`: made and sealed on first use, kept in the
+/// store, the same for every replica and restart.
+pub async fn service_key(
+    store: &dyn crate::store::Store,
+    sealer: &seal::Sealer,
+    name: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ServiceKeyError> {
+    use ring::rand::SecureRandom as _;
+    let ctx = seal::SealContext::new("voxgate", seal::Purpose::ServiceKey, name);
+    let sealed = match store.service_secret(name).await? {
+        Some(sealed) => sealed,
+        None => {
+            let mut key = zeroize::Zeroizing::new([0u8; 32]);
+            ring::rand::SystemRandom::new()
+                .fill(key.as_mut())
+                .map_err(|_| ServiceKeyError::Random)?;
+            let sealed = sealer.seal(key.as_ref(), &ctx).await?;
+            // Replicas racing to make it agree on whichever was stored first.
+            store.service_secret_once(name, &sealed).await?
+        }
+    };
+    Ok(sealer.open(&sealed, &ctx).await?)
+}

@@ -44,8 +44,8 @@ pub enum Purpose {
     ExternalId,
     /// A user's TOTP key.
     TotpKey,
-    /// The audit log's chain key.
-    AuditKey,
+    /// One of voxgate's own keys (audit chain, pairing codes), by name.
+    ServiceKey,
 }
 
 impl Purpose {
@@ -54,7 +54,7 @@ impl Purpose {
             Self::RoleArn => "role-arn",
             Self::ExternalId => "external-id",
             Self::TotpKey => "totp-key",
-            Self::AuditKey => "audit-key",
+            Self::ServiceKey => "service-key",
         }
     }
 }

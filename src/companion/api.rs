@@ -31,6 +31,8 @@ pub struct CompanionState {
     pub gate: Arc<Gate>,
     /// Turns true when the service shuts down; open event streams end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The key pairing codes are stored under.
+    pub pairing_key: super::PairingKey,
 }
 
 /// The companion API's routes.
@@ -105,7 +107,14 @@ async fn pair(State(state): State<CompanionState>, body: Bytes) -> Response {
             "Send {\"code\": \"…\"} with the pairing code from `voxgate pair`.",
         );
     };
-    match super::pair(state.store.as_ref(), &code, state.gate.now()).await {
+    match super::pair(
+        state.store.as_ref(),
+        &state.pairing_key,
+        &code,
+        state.gate.now(),
+    )
+    .await
+    {
         Ok(Some(paired)) => Json(json!({
             "token": paired.token,
             "device_id": paired.device_id,

@@ -2,13 +2,15 @@
 //! device tokens, and the API the app uses (pending challenges with their current code,
 //! live events, deny), and the page itself (`GET /app`).
 //!
-//! Pairing codes and device tokens are kept only as SHA-256 hashes. A device token has 256
-//! random bits; a pairing code is short (for typing), single use, and valid 10 minutes.
+//! Device tokens (256 random bits) are kept only as SHA-256 hashes. Pairing codes are short
+//! (for typing), single use and valid 10 minutes; they are kept as an HMAC under a sealed
+//! key, so reading the database does not let anyone try all 2^40 codes.
 
 pub mod api;
 pub mod page;
 
 use ring::digest::{SHA256, digest};
+use ring::hmac;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
@@ -19,9 +21,35 @@ pub const PAIRING_CODE_TTL: Duration = Duration::minutes(10);
 /// Letters and digits that cannot be mistaken for one another.
 const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 
-/// SHA-256 (hex) of a secret, as stored.
+/// SHA-256 (hex) of a high-entropy secret (a device token), as stored.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(digest(&SHA256, secret.as_bytes()))
+}
+
+/// The key pairing codes are stored under.
+#[derive(Clone)]
+pub struct PairingKey(hmac::Key);
+
+impl std::fmt::Debug for PairingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairingKey(<redacted>)")
+    }
+}
+
+impl PairingKey {
+    /// The deployment's pairing key (made and sealed on first use).
+    pub async fn load(
+        store: &dyn Store,
+        sealer: &crate::cloud::seal::Sealer,
+    ) -> Result<Self, crate::cloud::ServiceKeyError> {
+        let key = crate::cloud::service_key(store, sealer, "pairing-code-key").await?;
+        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &key)))
+    }
+
+    /// What is stored for `code` (already normalised).
+    fn hash(&self, code: &str) -> String {
+        hex::encode(hmac::sign(&self.0, code.as_bytes()).as_ref())
+    }
 }
 
 /// A pairing code as typed: case, spaces and dashes do not matter.
@@ -44,6 +72,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], StoreError> {
 /// `XXXX-XXXX`), valid for [`PAIRING_CODE_TTL`].
 pub async fn issue_pairing_code(
     store: &dyn Store,
+    key: &PairingKey,
     user: &UserId,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
@@ -54,7 +83,7 @@ pub async fn issue_pairing_code(
         .collect();
     store
         .add_pairing_code(
-            &secret_hash(&code),
+            &key.hash(&code),
             user,
             (now + PAIRING_CODE_TTL).unix_timestamp(),
         )
@@ -84,11 +113,12 @@ impl std::fmt::Debug for Paired {
 /// Pairs a device with `code`: `None` if the code is unknown, used or expired.
 pub async fn pair(
     store: &dyn Store,
+    key: &PairingKey,
     code: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Paired>, StoreError> {
     let Some(user_id) = store
-        .use_pairing_code(&secret_hash(&normalise_code(code)), now.unix_timestamp())
+        .use_pairing_code(&key.hash(&normalise_code(code)), now.unix_timestamp())
         .await?
     else {
         return Ok(None);
