@@ -818,3 +818,61 @@ async fn an_approval_without_an_outcome_is_closed_as_failed() {
         .state;
     assert_eq!(state, voxgate::gate::State::Failed);
 }
+
+on_both_backends!(guessing_in_parallel_gains_no_tries);
+async fn guessing_in_parallel_gains_no_tries(backend: Backend) {
+    let s = scene(backend).await;
+    let held = s
+        .server
+        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
+        .await;
+    let id = challenge_id(&held);
+    let code = code_for(&s, &id).await;
+    let right: u32 = code.parse().unwrap();
+    // Ten different wrong codes at once, half of them through a second replica.
+    let replica = TestServer::start_on(
+        &PKI,
+        s.server.db.share(),
+        common::aws::sdk_config(&s.proxy.url),
+        ManualClock::new(s.server.now()),
+        |_| {},
+    )
+    .await;
+    let guesses = (1..=10u32).map(|i| {
+        let target = if i % 2 == 0 { &s.server } else { &replica };
+        let wrong = format!("{:06}", (right + i) % 1_000_000);
+        target.say(say_code(target, ALICE, &id, &wrong))
+    });
+    let answers: Vec<String> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(speech)
+        .collect();
+    let checked = answers
+        .iter()
+        .filter(|a| a.starts_with("That code didn't match"))
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.starts_with("Too many wrong codes"))
+        .count();
+    // Checks take turns: three wrong codes start the lockout, the other seven are refused
+    // unchecked, exactly as if they had come one after another.
+    assert_eq!((checked, refused), (3, 7), "{answers:#?}");
+    assert_eq!(
+        s.server
+            .store
+            .challenge(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .wrong_codes,
+        3
+    );
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert!(
+        speech(&response).starts_with("Too many wrong codes"),
+        "{response}"
+    );
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+}

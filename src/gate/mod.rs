@@ -212,6 +212,8 @@ pub enum Verdict {
     Closed(Challenge),
     /// Nothing is waiting for a code.
     NothingPending,
+    /// Another code for the same challenge is being checked right now; try again.
+    Busy,
 }
 
 /// Why the gate could not do its job.
@@ -622,7 +624,6 @@ impl Gate {
         challenge_id: Option<&str>,
         spoken: &str,
     ) -> Result<Verdict, GateError> {
-        let now = self.clock.now();
         let challenge = match challenge_id {
             Some(id) => self.challenge_of(user, id).await?,
             None => None,
@@ -634,7 +635,52 @@ impl Gate {
                 None => return self.nothing_pending(user, spoken).await,
             },
         };
+        if challenge.state != State::Pending {
+            return self.check(user, challenge, spoken).await;
+        }
+        // Checks of one challenge take turns (also across replicas), so each sees the wrong
+        // codes and the lockout the ones before it left: guessing in parallel gains nothing.
+        let started = std::time::Instant::now();
+        loop {
+            let now = self.clock.now().unix_timestamp();
+            if self
+                .store
+                .take_check_turn(&challenge.id, now + 10, now)
+                .await?
+            {
+                break;
+            }
+            let current = self.challenge_of(user, &challenge.id).await?;
+            match current {
+                Some(c) if c.state == State::Pending => {}
+                // It was approved, denied or closed meanwhile: check against that.
+                Some(c) => return self.check(user, c, spoken).await,
+                None => return Ok(Verdict::NothingPending),
+            }
+            if started.elapsed() > std::time::Duration::from_secs(5) {
+                return Ok(Verdict::Busy);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let fresh = self.challenge_of(user, &challenge.id).await?;
+        let verdict = match fresh {
+            Some(c) => self.check(user, c, spoken).await,
+            None => Ok(Verdict::NothingPending),
+        };
+        if let Err(error) = self.store.release_check_turn(&challenge.id).await {
+            tracing::warn!(%error, "could not give back a check turn; it lapses in 10 s");
+        }
+        verdict
+    }
 
+    /// Checks a spoken code against `challenge` as it stands (holding its turn if pending).
+    async fn check(
+        &self,
+        user: &User,
+        challenge: Challenge,
+        spoken: &str,
+    ) -> Result<Verdict, GateError> {
+        let now = self.clock.now();
         if let Some(until) = self.store.user_locked_until(&user.id).await? {
             if until > now.unix_timestamp() {
                 self.record(

@@ -273,6 +273,7 @@ impl Skill {
                 turn.say(Line::ChallengeDenied).end_session(true)
             }
             Verdict::Closed(_) => turn.say(Line::ChallengeClosed).end_session(true),
+            Verdict::Busy => turn.say(Line::CheckBusy).end_session(false),
             Verdict::NothingPending => turn
                 .say(Line::NothingToVerify)
                 .reprompt(turn.speech(Line::HelpReprompt))

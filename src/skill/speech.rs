@@ -152,6 +152,8 @@ pub enum Line {
     },
     /// A code spoken again.
     CodeReused,
+    /// Another code for the same request is being checked.
+    CheckBusy,
     /// The held operation expired.
     ChallengeExpired,
     /// The held operation was denied in the app.
@@ -420,6 +422,9 @@ pub fn en_us(line: &Line) -> String {
             );
         }
         Line::CodeReused => "That code was already used, so I didn't run anything again.",
+        Line::CheckBusy => {
+            "I'm still checking another code for this. Please say it again in a moment."
+        }
         Line::ChallengeExpired => {
             "That approval expired, so nothing was changed. Ask again if you still want it."
         }

@@ -734,6 +734,27 @@ impl Store for SqlStore {
         Ok(moved)
     }
 
+    async fn take_check_turn(&self, id: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE challenges SET checking_until = $1 WHERE id = $2 AND state = 'pending' \
+             AND (checking_until IS NULL OR checking_until <= $3)",
+        )
+        .bind(until)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn release_check_turn(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE challenges SET checking_until = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query(
             "UPDATE challenges SET wrong_codes = wrong_codes + 1 WHERE id = $1 AND state = 'pending' \
