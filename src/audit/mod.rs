@@ -39,6 +39,17 @@ impl ChainKey {
         Ok(Self::from_bytes(&key))
     }
 
+    /// The chain key if the deployment has one (never makes it: for reading the log).
+    pub async fn existing(
+        store: &dyn Store,
+        sealer: &Sealer,
+    ) -> Result<Option<Self>, ServiceKeyError> {
+        if store.service_secret(CHAIN_KEY_NAME).await?.is_none() {
+            return Ok(None);
+        }
+        Self::load(store, sealer).await.map(Some)
+    }
+
     /// A key from raw bytes.
     pub fn from_bytes(key: &[u8]) -> Self {
         Self(hmac::Key::new(hmac::HMAC_SHA256, key))
@@ -168,7 +179,7 @@ impl Record {
             self.aws_request_id,
             self.prev_hash,
         ]);
-        let mut input = b"voxgate-audit-v1\n".to_vec();
+        let mut input = b"voxgate-audit-v2\n".to_vec();
         input.extend_from_slice(canonical.to_string().as_bytes());
         hex::encode(hmac::sign(&key.0, &input).as_ref())
     }

@@ -42,6 +42,7 @@ pub fn router(state: CompanionState) -> Router {
         .route("/api/v1/companion/challenges", get(challenges))
         .route("/api/v1/companion/challenges/{id}/deny", post(deny))
         .route("/api/v1/companion/events", get(events))
+        .route("/api/v1/companion/unpair", post(unpair))
         .with_state(state)
 }
 
@@ -169,6 +170,28 @@ async fn challenges(State(state): State<CompanionState>, headers: HeaderMap) -> 
             Json(json!({"challenges": views})),
         )
             .into_response(),
+        Err(e) => internal(&e),
+    }
+}
+
+/// The device unpairs itself: its token stops working at once.
+#[instrument(skip_all)]
+async fn unpair(State(state): State<CompanionState>, headers: HeaderMap) -> Response {
+    let (token_hash, _) = match device(&state, &headers).await {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    let device_id = match state.store.device_user(&token_hash).await {
+        Ok(Some((id, _))) => id,
+        Ok(None) => return unauthorized(),
+        Err(e) => return internal(&e),
+    };
+    match state
+        .store
+        .revoke_device(&device_id, state.gate.now().unix_timestamp())
+        .await
+    {
+        Ok(_) => Json(json!({"device_id": device_id, "revoked": true})).into_response(),
         Err(e) => internal(&e),
     }
 }

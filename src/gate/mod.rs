@@ -640,12 +640,13 @@ impl Gate {
         }
         // Checks of one challenge take turns (also across replicas), so each sees the wrong
         // codes and the lockout the ones before it left: guessing in parallel gains nothing.
+        let owner = crate::store::new_id("turn");
         let started = std::time::Instant::now();
         loop {
             let now = self.clock.now().unix_timestamp();
             if self
                 .store
-                .take_check_turn(&challenge.id, now + 10, now)
+                .take_check_turn(&challenge.id, &owner, now + 10, now)
                 .await?
             {
                 break;
@@ -662,12 +663,15 @@ impl Gate {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        let fresh = self.challenge_of(user, &challenge.id).await?;
-        let verdict = match fresh {
-            Some(c) => self.check(user, c, spoken).await,
-            None => Ok(Verdict::NothingPending),
-        };
-        if let Err(error) = self.store.release_check_turn(&challenge.id).await {
+        // Whatever happens in the check, the turn is given back (only by its holder).
+        let verdict = async {
+            match self.challenge_of(user, &challenge.id).await? {
+                Some(c) => self.check(user, c, spoken).await,
+                None => Ok(Verdict::NothingPending),
+            }
+        }
+        .await;
+        if let Err(error) = self.store.release_check_turn(&challenge.id, &owner).await {
             tracing::warn!(%error, "could not give back a check turn; it lapses in 10 s");
         }
         verdict

@@ -187,11 +187,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         to: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Takes the turn to check a code of a pending challenge until `until`, unless someone
-    /// holds it past `now`. True if taken.
-    async fn take_check_turn(&self, id: &str, until: i64, now: i64) -> Result<bool, StoreError>;
-    /// Gives the turn back.
-    async fn release_check_turn(&self, id: &str) -> Result<(), StoreError>;
+    /// Takes the turn to check a code of a pending challenge for `owner` until `until`,
+    /// unless someone holds it past `now`. True if taken.
+    async fn take_check_turn(
+        &self,
+        id: &str,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Gives the turn back, if `owner` still holds it.
+    async fn release_check_turn(&self, id: &str, owner: &str) -> Result<(), StoreError>;
     /// Counts a wrong code against a pending challenge; the new count, or `None` if it is
     /// no longer pending.
     async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError>;

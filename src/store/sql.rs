@@ -734,12 +734,19 @@ impl Store for SqlStore {
         Ok(moved)
     }
 
-    async fn take_check_turn(&self, id: &str, until: i64, now: i64) -> Result<bool, StoreError> {
+    async fn take_check_turn(
+        &self,
+        id: &str,
+        owner: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "UPDATE challenges SET checking_until = $1 WHERE id = $2 AND state = 'pending' \
-             AND (checking_until IS NULL OR checking_until <= $3)",
+            "UPDATE challenges SET checking_until = $1, checking_owner = $2 WHERE id = $3 \
+             AND state = 'pending' AND (checking_until IS NULL OR checking_until <= $4)",
         )
         .bind(until)
+        .bind(owner)
         .bind(id)
         .bind(now)
         .execute(&self.pool)
@@ -747,11 +754,15 @@ impl Store for SqlStore {
         Ok(result.rows_affected() == 1)
     }
 
-    async fn release_check_turn(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE challenges SET checking_until = NULL WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    async fn release_check_turn(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE challenges SET checking_until = NULL, checking_owner = NULL \
+             WHERE id = $1 AND checking_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -42,7 +42,7 @@ test("pair, see the approval, say its code, see it done", async () => {
     assert.match(await card.locator(".code").textContent(), /^\d{3} \d{3}$/, "grouped digits");
     assert.match(await card.locator(".next").textContent(), /^New code in \d+ s$/);
     assert.match(await card.locator(".expires").textContent(), /^Expires in [45]:\d\d$/);
-    assert.equal(await phone.locator("#announce").textContent().then((t) => t.startsWith("New approval")), true);
+    await phone.waitForFunction(() => document.getElementById("announce").textContent.startsWith("New approval"));
     await screenshot(phone, "approval-phone");
     await desktop.locator(".card").waitFor();
     await screenshot(desktop, "approval-desktop");
@@ -62,13 +62,17 @@ test("pair, see the approval, say its code, see it done", async () => {
     assert.match(v.instanceState(), /^(stopping|stopped)$/);
     await phone.locator('.outcomes li[data-kind="executed"]').waitFor();
     assert.match(await phone.locator(".outcomes").textContent(), /Done: Stop instance web-1/);
-    assert.equal(await phone.locator(".card").count(), 0);
+    await phone.locator(".card").waitFor({ state: "detached" });
     await screenshot(phone, "outcome-phone");
 
-    // Unpair forgets the token: back to pairing, also after a reload.
+    // Unpair forgets the token here and revokes it on the server: back to pairing, also
+    // after a reload, and the old token no longer works.
+    const oldToken = await phone.evaluate(() => localStorage.getItem("voxgate.deviceToken"));
     await phone.getByRole("button", { name: "Unpair this device" }).click();
     await phone.getByLabel("Pairing code").waitFor();
     assert.equal(await phone.evaluate(() => localStorage.getItem("voxgate.deviceToken")), null);
+    const after = await fetch(`${v.base}/api/v1/companion/challenges`, { headers: { Authorization: `Bearer ${oldToken}` } });
+    assert.equal(after.status, 401);
     await phone.reload();
     await phone.getByLabel("Pairing code").waitFor();
   } finally {
@@ -96,6 +100,23 @@ test("deny from the page: Alexa says it was denied and nothing ran", async () =>
   }
 });
 
+test("a pairing link never silently replaces an existing pairing", async () => {
+  const v = await Voxgate.start();
+  try {
+    const page = await pairedPage(v);
+    await page.goto(`${v.base}/app#code=${v.pairingCode()}`);
+    await page.getByText("This device is already paired").waitFor();
+    await page.getByRole("button", { name: "Keep the current pairing" }).click();
+    await page.getByText("Live").waitFor();
+    // A bad code from a link leaves an unpaired page showing why.
+    const fresh = await (await chrome.newContext({ viewport: PHONE })).newPage();
+    await fresh.goto(`${v.base}/app#code=ZZZZ-ZZZZ`);
+    await fresh.getByText("That pairing code is unknown, already used or expired").waitFor();
+  } finally {
+    await v.stop();
+  }
+});
+
 test("a bad pairing code is explained", async () => {
   const v = await Voxgate.start();
   try {
@@ -115,12 +136,14 @@ test("a revoked device returns to pairing with an explanation", async () => {
   const v = await Voxgate.start();
   try {
     const page = await pairedPage(v);
+    await v.alexa("StopInstanceIntent", { instance: "web-1" });
+    await page.locator(".card").waitFor();
     const devices = JSON.parse(v.cli(["device", "list", "--json"]));
     v.cli(["device", "revoke", devices[0].id]);
     // The next change ends the revoked stream; the page learns it on reconnecting.
-    await v.alexa("StopInstanceIntent", { instance: "web-1" });
+    await v.alexa("AMAZON.CancelIntent");
     await page.getByText("This device was unpaired").waitFor({ timeout: 20000 });
-    assert.equal(await page.locator(".card").count(), 0, "no code is shown after revocation");
+    assert.equal(await page.locator(".card").count(), 0, "no code is left in the page, not even hidden");
     assert.equal(await page.evaluate(() => localStorage.getItem("voxgate.deviceToken")), null);
   } finally {
     await v.stop();
@@ -156,7 +179,7 @@ test("the code rolls over without a reload, and an expired approval says so", as
     assert.match(second, /^\d{6}$/);
     // Expiry after 60 s; the service sweeps every 5 s.
     await page.locator('.outcomes li[data-kind="expired"]').waitFor({ timeout: 75000 });
-    assert.equal(await page.locator(".card").count(), 0);
+    await page.locator(".card").waitFor({ state: "detached" });
     assert.match(await page.locator(".outcomes").textContent(), /Expired, nothing ran: Reboot instance web-1/);
     await screenshot(page, "expired-phone");
   } finally {

@@ -7,10 +7,11 @@ import { mkdtempSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
 import { chromium } from "playwright-core";
 
-const root = path.resolve(import.meta.dirname, "..", "..");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const BIN = process.env.VOXGATE_BIN || path.join(process.env.CARGO_TARGET_DIR || "/var/tmp/voxgate-target", "debug", "voxgate");
 export const MOTO = process.env.VOXGATE_TEST_MOTO_URL;
 const PYTHON = process.env.VOXGATE_TEST_PYTHON || path.join(root, ".venv", "bin", "python");

@@ -22,7 +22,10 @@ let challenges = [];
 let outcomes = [];
 let stream = null;
 let retry = 1000;
+let retryTimer = null;
 let tick = null;
+// No bytes for this long (the server sends a keep-alive every 15 s): the connection is dead.
+const SILENCE_MS = 40 * 1000;
 
 function setStatus(text, problem) {
   $("status").textContent = text;
@@ -36,13 +39,31 @@ function announce(text) {
 
 function showPairing(reason) {
   if (stream) { stream.abort(); stream = null; }
+  if (retryTimer) { window.clearTimeout(retryTimer); retryTimer = null; }
+  // Nothing of the previous pairing stays in the page, not even hidden.
   challenges = [];
+  outcomes = [];
+  $("list").textContent = "";
+  renderOutcomes();
+  $("keep").hidden = true;
   $("approvals").hidden = true;
   $("pairing").hidden = false;
   $("pairing-reason").hidden = !reason;
   $("pairing-reason").textContent = reason || "";
   setStatus("Not paired");
   $("pair-code").focus();
+}
+
+/** Revokes this device's token on the server (best effort), then forgets it here. */
+async function unpair(reason) {
+  if (token) {
+    await fetch("/api/v1/companion/unpair", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token },
+      cache: "no-store",
+    }).catch(() => null);
+  }
+  forget(reason);
 }
 
 function forget(reason) {
@@ -52,9 +73,25 @@ function forget(reason) {
   showPairing(reason);
 }
 
+function pairingFailed(message) {
+  if (token) {
+    // Still paired as before: carry on, and say why the new code did not take.
+    start();
+    setStatus(message, true);
+    return;
+  }
+  showPairing("");
+  $("pair-error").textContent = message;
+  $("pair-error").hidden = false;
+}
+
 async function pair(code) {
   $("pair-error").hidden = true;
   setStatus("Pairing…");
+  if (token) {
+    // Switching pairings: the old token stops working first.
+    await unpair("");
+  }
   let response;
   try {
     response = await fetch("/api/v1/companion/pair", {
@@ -64,16 +101,12 @@ async function pair(code) {
       cache: "no-store",
     });
   } catch (e) {
-    $("pair-error").textContent = "voxgate cannot be reached. Check your connection and try again.";
-    $("pair-error").hidden = false;
-    setStatus("Not paired");
+    pairingFailed("voxgate cannot be reached. Check your connection and try again.");
     return;
   }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    $("pair-error").textContent = body.error || "That code did not work.";
-    $("pair-error").hidden = false;
-    setStatus("Not paired");
+    pairingFailed(body.error || "That code did not work.");
     return;
   }
   token = body.token;
@@ -116,7 +149,7 @@ function renderApprovals() {
         li.querySelector(".confirm").hidden = true;
         li.querySelector(".deny").hidden = false;
       });
-      li.querySelector(".deny-yes").addEventListener("click", () => deny(c.id));
+      li.querySelector(".deny-yes").addEventListener("click", () => deny(c.id, li));
       list.appendChild(li);
       announce("New approval: " + c.summary + ". Code " + c.code.split("").join(" ") + ".");
     }
@@ -136,12 +169,17 @@ function renderApprovals() {
   renderTimers();
 }
 
+// Countdowns run from when the snapshot arrived, so a throttled background tab stays right.
 function renderTimers() {
   for (const li of $("list").children) {
     const c = challenges.find((x) => x.id === li.dataset.id);
     if (!c) continue;
-    li.querySelector(".next").textContent = "New code in " + Math.max(0, Math.ceil(c.seconds_left_in_step)) + " s";
-    li.querySelector(".expires").textContent = "Expires in " + minutes(c.seconds_left);
+    const elapsed = (Date.now() - c.received) / 1000;
+    const step = Math.max(0, Math.ceil(c.seconds_left_in_step - elapsed));
+    li.querySelector(".next").textContent = "New code in " + step + " s";
+    li.querySelector(".expires").textContent = "Expires in " + minutes(c.seconds_left - elapsed);
+    // A code past its step without a refresh would be wrong: hide it until the new one.
+    li.querySelector(".code").classList.toggle("stale", elapsed > c.seconds_left_in_step + 5);
   }
 }
 
@@ -168,7 +206,8 @@ function renderOutcomes() {
 
 function onEvent(name, data) {
   if (name === "challenges") {
-    challenges = data.challenges.map((c) => ({ ...c }));
+    const received = Date.now();
+    challenges = data.challenges.map((c) => ({ ...c, received }));
     renderApprovals();
     return;
   }
@@ -179,46 +218,58 @@ function onEvent(name, data) {
   }
 }
 
-async function deny(id) {
+async function deny(id, li) {
+  const error = li.querySelector(".deny-error");
+  error.hidden = true;
   const response = await fetch("/api/v1/companion/challenges/" + encodeURIComponent(id) + "/deny", {
     method: "POST",
     headers: { Authorization: "Bearer " + token },
     cache: "no-store",
   }).catch(() => null);
+  if (response && response.ok) return;
   if (response && response.status === 401) {
     forget("This device was unpaired. Pair it again with a new code.");
+    return;
   }
+  // Not denied: say so, so nobody believes it is.
+  error.textContent = response && response.status === 409
+    ? "This is no longer waiting, so there is nothing to deny."
+    : "Could not deny it. The code still works: try again, or say cancel to Alexa.";
+  error.hidden = false;
+  li.querySelector(".confirm").hidden = true;
+  li.querySelector(".deny").hidden = false;
 }
 
 // Server-Sent Events over fetch, so the device token travels in a header, not in the URL.
 async function connect() {
+  retryTimer = null;
   const controller = new AbortController();
   stream = controller;
+  let watchdog = null;
+  const quiet = () => {
+    window.clearTimeout(watchdog);
+    watchdog = window.setTimeout(() => controller.abort(), SILENCE_MS);
+  };
   let response;
   try {
+    quiet();
     response = await fetch("/api/v1/companion/events", {
       headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
       cache: "no-store",
       signal: controller.signal,
     });
-  } catch (e) {
-    if (controller.signal.aborted) return;
-    return reconnect();
-  }
-  if (response.status === 401) {
-    forget("This device was unpaired. Pair it again with a new code.");
-    return;
-  }
-  if (!response.ok || !response.body) return reconnect();
-  setStatus("Live");
-  retry = 1000;
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  try {
+    if (response.status === 401) {
+      forget("This device was unpaired. Pair it again with a new code.");
+      return;
+    }
+    if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      quiet();
       buffer += decoder.decode(value, { stream: true });
       let end;
       while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -230,18 +281,26 @@ async function connect() {
           if (line.startsWith("event:")) name = line.slice(6).trim();
           else if (line.startsWith("data:")) data += line.slice(5).trim();
         }
-        if (data) onEvent(name, JSON.parse(data));
+        if (!data) continue;
+        onEvent(name, JSON.parse(data));
+        // Only a stream that delivered something counts as healthy again.
+        retry = 1000;
+        setStatus("Live");
       }
     }
   } catch (e) {
-    if (controller.signal.aborted) return;
+    // Reconnect below, unless this stream was closed on purpose.
+  } finally {
+    window.clearTimeout(watchdog);
+    controller.abort();
   }
-  if (!controller.signal.aborted) reconnect();
+  if (stream === controller && token) reconnect();
 }
 
 function reconnect() {
   setStatus("Connection lost, reconnecting…", true);
-  window.setTimeout(() => { if (token) connect(); }, retry);
+  if (retryTimer) window.clearTimeout(retryTimer);
+  retryTimer = window.setTimeout(() => { if (token) connect(); }, retry);
   retry = Math.min(retry * 2, 15000);
 }
 
@@ -269,16 +328,32 @@ document.addEventListener("DOMContentLoaded", () => {
     const code = $("pair-code").value.trim();
     if (code) pair(code);
   });
-  $("unpair").addEventListener("click", () => forget(""));
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  const code = fragment.get("code");
-  if (code) {
-    // The code leaves the address bar at once; it is single use anyway.
-    history.replaceState(null, "", location.pathname);
-    pair(code);
-  } else if (token) {
-    start();
-  } else {
-    showPairing("");
+  $("unpair").addEventListener("click", () => unpair(""));
+  $("keep").addEventListener("click", () => start());
+  window.addEventListener("hashchange", () => { openedWithLink(); });
+  if (!openedWithLink()) {
+    if (token) {
+      start();
+    } else {
+      showPairing("");
+    }
   }
 });
+
+/** Handles a pairing link (`#code=…`); false if the address has none. */
+function openedWithLink() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const code = fragment.get("code");
+  if (!code) return false;
+  // The code leaves the address bar at once; it is single use anyway.
+  history.replaceState(null, "", location.pathname);
+  if (token) {
+    // Never switch an already paired device silently: ask.
+    showPairing("This device is already paired. Press Pair to switch it to the code from the link, or keep the current pairing.");
+    $("pair-code").value = code;
+    $("keep").hidden = false;
+  } else {
+    pair(code);
+  }
+  return true;
+}
