@@ -320,23 +320,14 @@ impl Store for SqlStore {
     }
 
     async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY lower(name)"
-                ))
-                .bind(t.as_str())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {USER_COLUMNS} FROM users ORDER BY tenant_id, lower(name)"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        // COALESCE($1, tenant_id): one query for "this tenant" and "all" on both backends.
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = COALESCE($1, tenant_id) \
+             ORDER BY tenant_id, lower(name)"
+        ))
+        .bind(tenant.map(|t| t.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(user_from).collect::<Result<_, _>>()?)
     }
 
@@ -402,23 +393,13 @@ impl Store for SqlStore {
     }
 
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = $1 ORDER BY lower(name)"
-                ))
-                .bind(t.as_str())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts ORDER BY tenant_id, lower(name)"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = COALESCE($1, tenant_id) \
+             ORDER BY tenant_id, lower(name)"
+        ))
+        .bind(tenant.map(|t| t.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
     async fn publish_event(&self, payload: &str) -> Result<bool, StoreError> {
@@ -557,19 +538,13 @@ impl Store for SqlStore {
     }
 
     async fn devices(&self, user: Option<&UserId>) -> Result<Vec<Device>, StoreError> {
-        let rows = match user {
-            Some(u) => {
-                sqlx::query("SELECT id, user_id, created_at, revoked_at FROM devices WHERE user_id = $1 ORDER BY created_at")
-                    .bind(u.as_str())
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT id, user_id, created_at, revoked_at FROM devices ORDER BY created_at")
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = sqlx::query(
+            "SELECT id, user_id, created_at, revoked_at FROM devices \
+             WHERE user_id = COALESCE($1, user_id) ORDER BY created_at",
+        )
+        .bind(user.map(|u| u.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -877,28 +852,16 @@ impl Store for SqlStore {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<crate::audit::Record>, StoreError> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 AND tenant_id = $2 \
-                     ORDER BY seq LIMIT $3"
-                ))
-                .bind(after_seq)
-                .bind(t.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-                ))
-                .bind(after_seq)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        // Audit records may have no tenant, so "all" must not compare tenant_id at all.
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 \
+             AND ($2 IS NULL OR tenant_id = $2) ORDER BY seq LIMIT $3"
+        ))
+        .bind(after_seq)
+        .bind(tenant.map(|t| t.as_str().to_owned()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(audit_from).collect::<Result<_, _>>()?)
     }
 
@@ -907,23 +870,14 @@ impl Store for SqlStore {
         tenant: Option<&TenantId>,
         limit: i64,
     ) -> Result<Vec<crate::audit::Record>, StoreError> {
-        let rows = match tenant {
-            Some(t) => {
-                sqlx::query(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT $2"
-                ))
-                .bind(t.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT $1"))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) \
+             ORDER BY seq DESC LIMIT $2"
+        ))
+        .bind(tenant.map(|t| t.as_str().to_owned()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         let mut records: Vec<_> = rows.iter().map(audit_from).collect::<Result<_, _>>()?;
         records.reverse();
         Ok(records)
