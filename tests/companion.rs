@@ -165,11 +165,7 @@ async fn the_spoken_flow_with_the_code_from_the_companion_api(backend: Backend) 
 async fn deny_from_the_app_ends_the_approval() {
     let s = scene(Backend::Sqlite).await;
     let app = App::paired(&s.server, "alice").await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = app.pending().await[0]["code"].as_str().unwrap().to_owned();
     let (status, body) = app
         .post(&format!("/api/v1/companion/challenges/{id}/deny"))
@@ -195,11 +191,7 @@ async fn wrong_tokens_get_401_and_other_users_see_nothing() {
     s.server.enrol(&globex, "mallory", MALLORY).await;
     let alice_app = App::paired(&s.server, "alice").await;
     let mallory_app = App::paired(&s.server, "mallory").await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
 
     for token in ["", "not-a-token", &format!("{}x", alice_app.token)] {
         let app = App {
@@ -377,11 +369,7 @@ async fn the_event_stream_shows_approvals_live() {
     let first = read_events(&mut stream, &mut buffer, "challenges").await;
     assert_eq!(first.last().unwrap().1, json!({"challenges": []}));
 
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let created = read_events(&mut stream, &mut buffer, "created").await;
     assert_eq!(created.last().unwrap().1["challenge_id"], id.as_str());
     let list = read_events(&mut stream, &mut buffer, "challenges").await;
@@ -421,11 +409,7 @@ async fn events_reach_devices_on_every_replica() {
     read_events(&mut stream, &mut buffer, "challenges").await;
 
     // Alexa's request lands on the other replica.
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let created = read_events(&mut stream, &mut buffer, "created").await;
     assert_eq!(created.last().unwrap().1["challenge_id"], id.as_str());
     let list = read_events(&mut stream, &mut buffer, "challenges").await;

@@ -77,11 +77,7 @@ async fn stop_a_managed_instance_by_voice(backend: Backend) {
 on_both_backends!(the_session_for_the_operation_allows_only_that_action_on_that_instance);
 async fn the_session_for_the_operation_allows_only_that_action_on_that_instance(backend: Backend) {
     let s = scene(backend).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "RebootInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("RebootInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     let done = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     assert_eq!(speech(&done), "Rebooting web-1 now.");
@@ -106,11 +102,7 @@ async fn the_session_for_the_operation_allows_only_that_action_on_that_instance(
 #[tokio::test]
 async fn a_wrong_code_is_refused_and_asked_again() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     let wrong = if code == "123456" { "654321" } else { "123456" };
     let response = s.server.say(say_code(&s.server, ALICE, &id, wrong)).await;
@@ -173,11 +165,7 @@ async fn another_users_code_does_not_approve() {
         .unwrap()
         .code;
 
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     assert_ne!(her_code, code_for(&s, &id).await);
     let response = s
         .server
@@ -275,11 +263,7 @@ async fn keeping_the_waiting_operation_changes_nothing() {
 on_both_backends!(an_expired_challenge_refuses_even_the_right_code);
 async fn an_expired_challenge_refuses_even_the_right_code(backend: Backend) {
     let s = scene(backend).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     s.server
         .clock
         .advance(Duration::minutes(5) + Duration::seconds(1));
@@ -297,11 +281,7 @@ async fn an_expired_challenge_refuses_even_the_right_code(backend: Backend) {
 #[tokio::test]
 async fn a_used_code_is_refused_and_logged_as_reuse() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     assert_eq!(
         speech(&s.server.say(say_code(&s.server, ALICE, &id, &code)).await),
@@ -322,11 +302,7 @@ async fn a_used_code_is_refused_and_logged_as_reuse() {
 #[tokio::test]
 async fn a_denied_challenge_is_over_for_good() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     assert!(s.server.gate.deny(&s.alice, &id).await.unwrap().is_some());
     let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
@@ -341,11 +317,7 @@ async fn a_denied_challenge_is_over_for_good() {
 #[tokio::test]
 async fn cancel_ends_the_challenge_for_good() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     let mut cancel = intent_from(ALICE, "AMAZON.CancelIntent", &[], s.server.now());
     cancel["session"]["attributes"] = json!({"challengeId": id});
@@ -367,14 +339,10 @@ async fn cancel_ends_the_challenge_for_good() {
 #[tokio::test]
 async fn wrong_codes_lock_the_user_out_across_sessions_and_challenges() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     for tries_left in [4, 3, 2] {
         let code = code_for(&s, &id).await;
-        let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+        let wrong = wrong_code(&code, 1);
         let response = s.server.say(say_code(&s.server, ALICE, &id, &wrong)).await;
         assert_eq!(
             speech(&response),
@@ -398,13 +366,9 @@ async fn wrong_codes_lock_the_user_out_across_sessions_and_challenges() {
     cancel["session"]["attributes"] = json!({"challengeId": id});
     s.server.say(cancel).await;
     s.server.clock.advance(Duration::seconds(31));
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
-    let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = wrong_code(&code, 1);
     let response = s.server.say(say_code(&s.server, ALICE, &id, &wrong)).await;
     assert!(
         speech(&response).starts_with("That code didn't match"),
@@ -426,18 +390,14 @@ async fn wrong_codes_lock_the_user_out_across_sessions_and_challenges() {
 #[tokio::test]
 async fn five_wrong_codes_cancel_the_challenge() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let mut last = Value::Null;
     // Wait out each lockout (30 s after the third wrong code, 60 s after the fourth) so
     // every try is really checked, well within the challenge's five minutes.
     for wait in [0, 0, 0, 31, 61] {
         s.server.clock.advance(Duration::seconds(wait));
         let code = code_for(&s, &id).await;
-        let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 7) % 1_000_000);
+        let wrong = wrong_code(&code, 7);
         last = s.server.say(say_code(&s.server, ALICE, &id, &wrong)).await;
     }
     assert!(
@@ -489,11 +449,7 @@ async fn an_unmanaged_target_is_refused_before_anything_is_held_or_called() {
 #[tokio::test]
 async fn a_tag_removed_after_holding_stops_the_operation() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     s.ec2
         .delete_tags()
         .resources(&s.web1)
@@ -518,11 +474,7 @@ async fn a_tag_removed_after_holding_stops_the_operation() {
 on_both_backends!(a_pending_challenge_survives_a_restart);
 async fn a_pending_challenge_survives_a_restart(backend: Backend) {
     let s = scene(backend).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let Scene {
         proxy,
         server,
@@ -559,11 +511,7 @@ fn take_db(server: TestServer) -> TestDb {
 on_both_backends!(twenty_simultaneous_right_codes_run_the_operation_once);
 async fn twenty_simultaneous_right_codes_run_the_operation_once(backend: Backend) {
     let s = scene(backend).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     // A second replica on the same database (on SQLite: a second process on the same file).
     let replica = TestServer::start_on(
@@ -611,11 +559,7 @@ async fn twenty_simultaneous_right_codes_run_the_operation_once(backend: Backend
 #[tokio::test]
 async fn no_code_or_key_is_stored_in_the_clear() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     let sealed = s.server.store.totp_key(&s.alice.id).await.unwrap().unwrap();
@@ -646,11 +590,7 @@ async fn no_code_or_key_is_stored_in_the_clear() {
 #[tokio::test]
 async fn challenges_expire_and_are_audited_even_if_nobody_asks() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let mut events = s.server.gate.subscribe();
     assert!(
         s.server.gate.expire_due().await.unwrap().is_empty(),
@@ -734,11 +674,7 @@ async fn a_used_code_does_not_approve_the_same_operation_asked_again() {
 #[tokio::test]
 async fn a_used_code_in_a_new_session_is_refused_and_logged() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     // A new session: no challenge id, nothing pending.
@@ -758,11 +694,7 @@ async fn a_used_code_in_a_new_session_is_refused_and_logged() {
 #[tokio::test]
 async fn cancel_in_a_new_session_ends_the_waiting_operation() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let response = s
         .server
         .say(intent_from(ALICE, "AMAZON.StopIntent", &[], s.server.now()))
@@ -788,11 +720,7 @@ async fn cancel_in_a_new_session_ends_the_waiting_operation() {
 #[tokio::test]
 async fn an_approval_without_an_outcome_is_closed_as_failed() {
     let s = scene(Backend::Sqlite).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     // Approved, and then voxgate stopped before running it (simulated: approval only).
     let code = code_for(&s, &id).await;
     let verdict = s
@@ -822,11 +750,7 @@ async fn an_approval_without_an_outcome_is_closed_as_failed() {
 on_both_backends!(guessing_in_parallel_gains_no_tries);
 async fn guessing_in_parallel_gains_no_tries(backend: Backend) {
     let s = scene(backend).await;
-    let held = s
-        .server
-        .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
-        .await;
-    let id = challenge_id(&held);
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     let right: u32 = code.parse().unwrap();
     // Ten different wrong codes at once, half of them through a second replica.

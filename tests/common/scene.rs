@@ -112,3 +112,20 @@ pub fn count(proxy: &RecordingProxy, action: &str) -> usize {
         .filter(|c| c.action().as_deref() == Some(action))
         .count()
 }
+
+impl Scene {
+    /// Alice asks for `intent` on `instance`; the response and the held challenge's id.
+    pub async fn hold(&self, intent: &str, instance: &str) -> (Value, String) {
+        let held = self
+            .server
+            .say(critical(&self.server, ALICE, intent, instance))
+            .await;
+        let id = challenge_id(&held);
+        (held, id)
+    }
+}
+
+/// A six-digit code that is not `code` (`by` steps away).
+pub fn wrong_code(code: &str, by: u32) -> String {
+    format!("{:06}", (code.parse::<u32>().unwrap() + by) % 1_000_000)
+}
