@@ -3,6 +3,7 @@
 //! into status codes.
 
 mod alexa_endpoint;
+pub mod server;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub const MAX_ALEXA_BODY_BYTES: usize = 128 * 1024;
 pub(crate) struct AppState {
     pub(crate) verifier: Arc<RequestVerifier>,
     pub(crate) skill: Arc<Skill>,
+    /// Time a client has to send a whole body.
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 /// A bound, ready-to-serve voxgate.
@@ -52,6 +55,11 @@ pub struct App {
     store: Arc<dyn Store>,
     broker: Arc<Broker>,
     gate: Arc<crate::gate::Gate>,
+    checkpoints: Arc<crate::audit::checkpoint::Checkpoints>,
+    limits: crate::config::HttpLimits,
+    verifier: Arc<RequestVerifier>,
+    /// Held while serving from a store only one process may serve (SQLite).
+    _claim: Option<crate::store::ServingClaim>,
 }
 
 impl App {
@@ -59,6 +67,8 @@ impl App {
     pub async fn build(settings: Settings, runtime: Runtime) -> anyhow::Result<Self> {
         let Runtime { clock, aws } = runtime;
         let store = crate::store::connect(&settings.database_url).await?;
+        // SQLite is served by one process (its replay guard lives in memory).
+        let claim = store.claim_for_serving().await?;
         let sealer = Arc::new(crate::cloud::sealer(&settings.sealing, &aws)?);
         let broker = Arc::new(Broker::new(
             aws,
@@ -71,13 +81,31 @@ impl App {
             .clone()
             .map(|oauth| TokenVerifier::new(oauth, Arc::clone(&clock)));
         let identity = Identity::new(Arc::clone(&store), tokens);
+        let chain_key = crate::audit::ChainKey::load(store.as_ref(), &sealer).await?;
+        // A database that lost its newest audit records (or was rewritten) is not served
+        // from as if nothing happened.
+        crate::audit::checkpoint::check_store(
+            store.as_ref(),
+            &settings.audit_checkpoint_file,
+            &chain_key,
+        )
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "{error}. voxgate will not serve from this database: find out what happened \
+                 (voxgate audit verify); if the database was deliberately restored from a \
+                 backup, move the checkpoint file aside to start a new record"
+            )
+        })?;
+        let checkpoints = Arc::new(crate::audit::checkpoint::Checkpoints::open(
+            &settings.audit_checkpoint_file,
+            &chain_key,
+        )?);
         let gate = Arc::new(crate::gate::Gate::new(
             Arc::clone(&store),
             Arc::clone(&sealer),
-            crate::audit::AuditLog::new(
-                Arc::clone(&store),
-                crate::audit::ChainKey::load(store.as_ref(), &sealer).await?,
-            ),
+            crate::audit::AuditLog::new(Arc::clone(&store), chain_key)
+                .with_checkpoints(Arc::clone(&checkpoints)),
             Arc::clone(&clock),
             settings.challenge_ttl,
         ));
@@ -99,12 +127,11 @@ impl App {
             .iter()
             .map(|id| id.as_str().to_owned())
             .collect();
+        let ledger = crate::store::replay_ledger(Arc::clone(&store), clock.now()).await?;
+        let verifier =
+            Arc::new(RequestVerifier::new(mode, skill_ids, Arc::clone(&clock)).with_ledger(ledger));
         let state = AppState {
-            verifier: Arc::new(
-                RequestVerifier::new(mode, skill_ids, Arc::clone(&clock)).with_ledger(Arc::new(
-                    crate::store::StoreReplayLedger(Arc::clone(&store)),
-                )),
-            ),
+            verifier: Arc::clone(&verifier),
             skill: Arc::new(Skill::new(
                 Arc::clone(&store),
                 identity,
@@ -112,6 +139,7 @@ impl App {
                 Arc::clone(&gate),
                 settings.managed_tag.clone(),
             )),
+            body_timeout: settings.http.body_timeout,
         };
         let (shutdown, shutdown_seen) = tokio::sync::watch::channel(false);
         let companion = crate::companion::api::router(crate::companion::api::CompanionState {
@@ -119,13 +147,29 @@ impl App {
             gate: Arc::clone(&gate),
             shutdown: shutdown_seen,
             pairing_key: crate::companion::PairingKey::load(store.as_ref(), &sealer).await?,
+            pairing_limiter: Arc::new(crate::companion::limit::PairingLimiter::default()),
+            streams: Arc::new(tokio::sync::Semaphore::new(
+                crate::companion::api::MAX_STREAMS,
+            )),
         });
+        // Requests beyond the cap are answered 503 at once instead of queueing behind the
+        // ones in flight (Alexa retries elsewhere; a flood does not build a backlog).
+        let alexa = post(alexa_endpoint::handle).layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .concurrency_limit(settings.http.max_requests),
+        );
         let router = Router::new()
-            .route("/alexa", post(alexa_endpoint::handle))
+            .route("/alexa", alexa)
             .route("/healthz", get(healthz))
             .with_state(state)
             .merge(companion)
             .merge(crate::companion::page::router())
+            // Every body is read within the body timeout, a chunk at a time at least.
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                settings.http.body_timeout,
+            ))
             .layer(TraceLayer::new_for_http());
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(
@@ -140,6 +184,10 @@ impl App {
             store,
             broker,
             gate,
+            checkpoints,
+            limits: settings.http,
+            verifier,
+            _claim: claim,
         })
     }
 
@@ -188,13 +236,22 @@ impl App {
             shutdown.await;
             let _ = streams.send(true);
         };
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
+        self.verifier.flush().await;
+        self.checkpoints.sync();
         served?;
         Ok(())
     }
+}
+
+/// 503 for a request shed because too many are in flight.
+async fn overloaded(_: tower::BoxError) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    warn!("shed an /alexa request: too many in flight");
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "busy", "reason": "too-many-requests"})),
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -74,6 +74,24 @@ pub enum Command {
     /// List or revoke paired companion devices.
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// A local certificate authority that signs requests the way Alexa does, so the whole
+    /// verification path runs without an Echo.
+    #[command(subcommand)]
+    DevCa(DevCaCommand),
+}
+
+/// `voxgate dev-ca …`
+#[derive(Debug, Subcommand)]
+pub enum DevCaCommand {
+    /// Make a root, an intermediate and a signing certificate for echo-api.amazon.com in
+    /// DIR, with the chain filed for --alexa-cert-dir.
+    Init {
+        /// Where to put it (created if missing; refused if it already holds one).
+        dir: std::path::PathBuf,
+        /// Output format.
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// `voxgate device …`
@@ -98,6 +116,9 @@ pub enum DeviceCommand {
     Revoke {
         /// The device id (from `voxgate device list`).
         id: String,
+        /// Sealing of secrets (the same settings as `serve`), to write the audit record.
+        #[command(flatten)]
+        sealing: SealingArgs,
         /// Database.
         #[command(flatten)]
         db: DatabaseArgs,
@@ -110,9 +131,14 @@ pub enum DeviceCommand {
 /// `voxgate audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute the hash chain; report the first broken record (non-zero exit). Uses the
-    /// same sealing settings as `serve`, to open the chain key.
+    /// Recompute the hash chain and compare it with the newest signed checkpoint (and a
+    /// head noted elsewhere); report the first broken record or a cut-off tail (non-zero
+    /// exit). Uses the same sealing settings as `serve`, to open the chain key.
     Verify {
+        /// A head noted earlier (`SEQ:HASH`, as printed by a previous verify): the log must
+        /// still hold that record.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
         /// Sealing of secrets.
         #[command(flatten)]
         sealing: SealingArgs,
@@ -310,7 +336,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
         } => pair(&user, tenant.as_deref(), &public_url, &sealing, db, out).await,
         Command::Device(command) => device(command).await,
+        Command::DevCa(DevCaCommand::Init { dir, out }) => dev_ca_init(&dir, out),
     }
+}
+
+fn dev_ca_init(dir: &std::path::Path, out: Output) -> anyhow::Result<()> {
+    let made = crate::devca::init(dir)?;
+    if out.json {
+        return print_json(&json!({
+            "roots": made.roots.display().to_string(),
+            "cert_dir": made.certs.display().to_string(),
+            "cert_url": crate::devca::CERT_URL,
+        }));
+    }
+    println!("Made a development CA in {}.", dir.display());
+    println!(
+        "Serve with:  voxgate serve --alexa-trust-roots {} --alexa-cert-dir {}",
+        made.roots.display(),
+        made.certs.display()
+    );
+    println!(
+        "Requests signed with {} name {} as their chain.",
+        dir.join(crate::devca::KEY_FILE).display(),
+        crate::devca::CERT_URL
+    );
+    Ok(())
 }
 
 fn now() -> i64 {
@@ -662,8 +712,10 @@ async fn pair(
     let now = SystemClock.now();
     let aws = crate::cloud::load_sdk_config().await;
     let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
+    let audit = audit_log(&store, &sealer, sealing).await?;
     let key = crate::companion::PairingKey::load(store.as_ref(), &sealer).await?;
-    let code = crate::companion::issue_pairing_code(store.as_ref(), &key, &user.id, now).await?;
+    let code =
+        crate::companion::issue_pairing_code(store.as_ref(), &audit, &key, &user, now).await?;
     let mut link = base
         .join("app")
         .context("the public URL cannot take a path")?;
@@ -712,13 +764,38 @@ async fn device(command: DeviceCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        DeviceCommand::Revoke { id, db, out } => {
+        DeviceCommand::Revoke {
+            id,
+            sealing,
+            db,
+            out,
+        } => {
             let store = open(&db).await?;
-            if !store.revoke_device(id.trim(), now()).await? {
-                bail!(
+            let not_active = || {
+                anyhow::anyhow!(
                     "there is no active device '{}': list them with `voxgate device list`",
                     id.trim()
-                );
+                )
+            };
+            let device = store.device(id.trim()).await?.ok_or_else(not_active)?;
+            let user = store
+                .user(&crate::store::UserId(device.user_id.clone()))
+                .await?
+                .ok_or_else(not_active)?;
+            let aws = crate::cloud::load_sdk_config().await;
+            let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
+            let audit = audit_log(&store, &sealer, &sealing).await?;
+            if !crate::companion::revoke(
+                store.as_ref(),
+                &audit,
+                id.trim(),
+                &user,
+                false,
+                SystemClock.now(),
+            )
+            .await?
+            {
+                return Err(not_active());
             }
             if out.json {
                 print_json(&json!({"id": id.trim(), "revoked": true}))
@@ -734,54 +811,12 @@ const AUDIT_PAGE: i64 = 1_000;
 
 async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { sealing, db, out } => {
-            let store = open(&db).await?;
-            let aws = crate::cloud::load_sdk_config().await;
-            let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
-            // Reading never makes a key; records without one cannot be vouched for.
-            let Some(key) = crate::audit::ChainKey::existing(store.as_ref(), &sealer).await? else {
-                if store.audit_records(None, 0, 1).await?.is_empty() {
-                    if out.json {
-                        return print_json(&json!({"intact": true, "records": 0}));
-                    }
-                    println!("The audit log is empty.");
-                    return Ok(());
-                }
-                bail!(
-                    "the audit log has records but its chain key is missing from the database: it cannot be verified"
-                );
-            };
-            let mut check = crate::audit::ChainCheck::new(key);
-            let mut after = 0;
-            loop {
-                let page = store.audit_records(None, after, AUDIT_PAGE).await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for record in &page {
-                    if let Err(broken) = check.feed(record) {
-                        if out.json {
-                            print_json(
-                                &json!({"intact": false, "first_broken": broken_seq(&broken), "reason": broken.to_string()}),
-                            )?;
-                        }
-                        bail!("the audit log is NOT intact: {broken}");
-                    }
-                }
-            }
-            if out.json {
-                print_json(
-                    &json!({"intact": true, "records": check.checked(), "head": check.head()}),
-                )
-            } else {
-                println!("The audit log is intact: {} records.", check.checked());
-                println!(
-                    "Head: {} {} (note it elsewhere to notice a cut-off tail later)",
-                    check.checked(),
-                    check.head()
-                );
-                Ok(())
-            }
-        }
+        AuditCommand::Verify {
+            expect_head,
+            sealing,
+            db,
+            out,
+        } => verify_audit(expect_head.as_deref(), &sealing, &db, out).await,
         AuditCommand::Tail {
             tenant,
             lines,
@@ -848,12 +883,130 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
     }
 }
 
-fn broken_seq(broken: &crate::audit::Broken) -> i64 {
-    match broken {
-        crate::audit::Broken::Altered(seq)
-        | crate::audit::Broken::Unlinked(seq, _)
-        | crate::audit::Broken::Missing(seq) => *seq,
+/// The audit log for a command that records something: the chain key (never made over an
+/// existing log), checked against the checkpoints, which it then continues.
+async fn audit_log(
+    store: &Arc<dyn Store>,
+    sealer: &crate::cloud::seal::Sealer,
+    sealing: &SealingArgs,
+) -> anyhow::Result<crate::audit::AuditLog> {
+    let key = crate::audit::ChainKey::load(store.as_ref(), sealer).await?;
+    let path = sealing.checkpoint_file();
+    crate::audit::checkpoint::check_store(store.as_ref(), &path, &key)
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}; run `voxgate audit verify` to see more"))?;
+    let checkpoints = Arc::new(crate::audit::checkpoint::Checkpoints::open(&path, &key)?);
+    Ok(crate::audit::AuditLog::new(Arc::clone(store), key).with_checkpoints(checkpoints))
+}
+
+/// `SEQ:HASH` as printed by `audit verify`.
+fn parse_head(raw: &str) -> anyhow::Result<(i64, String)> {
+    let (seq, hash) = raw.trim().split_once(':').with_context(|| {
+        format!("'{raw}' is not SEQ:HASH: give --expect-head as printed by `voxgate audit verify`, e.g. 42:3fa9…")
+    })?;
+    let seq: i64 = seq
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .with_context(|| format!("'{seq}' is not a record number in --expect-head"))?;
+    if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        bail!("'{hash}' is not a record hash (64 hex digits) in --expect-head");
     }
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+async fn verify_audit(
+    expect_head: Option<&str>,
+    sealing: &SealingArgs,
+    db: &DatabaseArgs,
+    out: Output,
+) -> anyhow::Result<()> {
+    let expected = expect_head.map(parse_head).transpose()?;
+    let store = open(db).await?;
+    let aws = crate::cloud::load_sdk_config().await;
+    let sealer = crate::cloud::sealer(&sealing.sealing(), &aws)?;
+    let fail = |reason: String, first_broken: Option<i64>| -> anyhow::Result<()> {
+        if out.json {
+            print_json(&json!({"intact": false, "first_broken": first_broken, "reason": reason}))?;
+        }
+        bail!("the audit log is NOT intact: {reason}")
+    };
+    // Reading never makes a key; records without one cannot be vouched for.
+    let Some(key) = crate::audit::ChainKey::existing(store.as_ref(), &sealer).await? else {
+        if store.audit_last().await?.is_none() && expected.is_none() {
+            if out.json {
+                return print_json(&json!({"intact": true, "records": 0}));
+            }
+            println!("The audit log is empty.");
+            return Ok(());
+        }
+        return fail(crate::audit::ChainKeyError::Missing.to_string(), None);
+    };
+    let mut check = crate::audit::ChainCheck::new(key.clone());
+    let mut after = 0;
+    loop {
+        let page = store.audit_records(None, after, AUDIT_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for record in &page {
+            if let Err(broken) = check.feed(record) {
+                return fail(broken.to_string(), Some(broken.seq()));
+            }
+        }
+    }
+    let path = sealing.checkpoint_file();
+    let reading = match crate::audit::checkpoint::check_store(store.as_ref(), &path, &key).await {
+        Ok(reading) => reading,
+        Err(error) => return fail(error.to_string(), None),
+    };
+    if let Some((seq, hash)) = &expected {
+        let at_seq = store.audit_record(*seq).await?;
+        if let Err(behind) = crate::audit::checkpoint::compare(
+            *seq,
+            hash,
+            check.checked(),
+            at_seq.as_ref().map(|r| r.hash.as_str()),
+            "--expect-head",
+        ) {
+            return fail(behind.to_string(), None);
+        }
+    }
+    let newest = reading.newest.as_ref().map(|c| c.seq);
+    if out.json {
+        return print_json(&json!({
+            "intact": true,
+            "records": check.checked(),
+            "head": format!("{}:{}", check.checked(), check.head()),
+            "checkpoint_file": path.display().to_string(),
+            "checkpoints": reading.genuine,
+            "newest_checkpoint": newest,
+            "not_genuine_checkpoint_lines": reading.not_genuine,
+        }));
+    }
+    println!("The audit log is intact: {} records.", check.checked());
+    match newest {
+        Some(seq) => println!(
+            "It holds every record up to the newest checkpoint ({seq}) in {}.",
+            path.display()
+        ),
+        None => println!(
+            "No checkpoints in {} to compare with (keep that file, or note the head below).",
+            path.display()
+        ),
+    }
+    if reading.not_genuine > 0 {
+        println!(
+            "Warning: {} line(s) of {} are not signed with this log's key and were ignored.",
+            reading.not_genuine,
+            path.display()
+        );
+    }
+    println!(
+        "Head: {}:{} (note it elsewhere; `--expect-head` checks against it later)",
+        check.checked(),
+        check.head()
+    );
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM, for graceful shutdown.

@@ -37,6 +37,23 @@ pub struct SealingArgs {
         value_name = "FILE"
     )]
     pub local_key_file: PathBuf,
+
+    /// Append-only file of signed audit checkpoints, outside the database (default:
+    /// voxgate.audit-checkpoints beside the local key file). Ship it off the machine.
+    #[arg(long, env = "VOXGATE_AUDIT_CHECKPOINT_FILE", value_name = "FILE")]
+    pub audit_checkpoint_file: Option<PathBuf>,
+}
+
+impl SealingArgs {
+    /// Where audit checkpoints are written.
+    pub fn checkpoint_file(&self) -> PathBuf {
+        self.audit_checkpoint_file.clone().unwrap_or_else(|| {
+            self.local_key_file
+                .parent()
+                .unwrap_or_else(|| std::path::Path::new(""))
+                .join(crate::audit::checkpoint::DEFAULT_FILE_NAME)
+        })
+    }
 }
 
 /// How secrets are sealed, checked.
@@ -146,9 +163,15 @@ pub struct ServeArgs {
     pub skill_ids: Vec<String>,
 
     /// Skip signature, certificate, timestamp and replay checks, for local tools that cannot
-    /// sign requests. Refused unless --listen is a loopback address.
+    /// sign requests. Refused unless --listen is a loopback address; the skill id is still
+    /// required and checked, and requests that came through a proxy are refused.
     #[arg(long, env = "VOXGATE_INSECURE_SKIP_VERIFICATION")]
     pub insecure_skip_verification: bool,
+
+    /// Allow sealing secrets with the local key file on a non-loopback address (refused
+    /// otherwise: in production, set --kms-key-id).
+    #[arg(long, env = "VOXGATE_INSECURE_LOCAL_KEY")]
+    pub insecure_local_key: bool,
 
     /// PEM bundle of root certificates that replaces the built-in roots for the Alexa
     /// signing certificate chain.
@@ -188,6 +211,42 @@ pub struct ServeArgs {
     )]
     pub session_duration: u32,
 
+    /// Open connections at most; more are closed as soon as they are accepted.
+    #[arg(
+        long,
+        env = "VOXGATE_MAX_CONNECTIONS",
+        default_value_t = 4096,
+        value_name = "N"
+    )]
+    pub max_connections: usize,
+
+    /// `/alexa` requests handled at once; more are answered 503 at once.
+    #[arg(
+        long,
+        env = "VOXGATE_MAX_REQUESTS",
+        default_value_t = 512,
+        value_name = "N"
+    )]
+    pub max_requests: usize,
+
+    /// Seconds a connection has to send a request's head (also when idle between requests).
+    #[arg(
+        long,
+        env = "VOXGATE_HEADER_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub header_timeout: u64,
+
+    /// Seconds a client has to send a request's whole body.
+    #[arg(
+        long,
+        env = "VOXGATE_BODY_TIMEOUT",
+        default_value_t = 10,
+        value_name = "SECONDS"
+    )]
+    pub body_timeout: u64,
+
     /// Database.
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -199,6 +258,19 @@ pub struct ServeArgs {
     /// Account linking.
     #[command(flatten)]
     pub oauth: OAuthArgs,
+}
+
+/// What the HTTP server allows a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// `/alexa` requests in flight at most.
+    pub max_requests: usize,
+    /// Time to send a request head.
+    pub header_timeout: std::time::Duration,
+    /// Time to send a whole body.
+    pub body_timeout: std::time::Duration,
 }
 
 /// Logging flags, shared by every command.
@@ -308,6 +380,17 @@ pub enum ConfigError {
     /// OAuth settings incomplete or invalid.
     #[error("account linking settings: {0}")]
     OAuth(String),
+    /// A local key file on a non-loopback address.
+    #[error(
+        "--listen {0} is reachable from other machines, but secrets would be sealed with the \
+         local key file, which is for development only: set --kms-key-id (VOXGATE_KMS_KEY_ID) \
+         to seal with AWS KMS, or add --insecure-local-key (VOXGATE_INSECURE_LOCAL_KEY=true) \
+         if you accept the risk"
+    )]
+    LocalKeyNotLoopback(SocketAddr),
+    /// A limit of the HTTP server out of range.
+    #[error("{0}")]
+    HttpLimit(String),
     /// The cert directory is missing.
     #[error(
         "the Alexa certificate directory {0} does not exist or is not a directory: create it, \
@@ -351,6 +434,10 @@ pub struct Settings {
     pub managed_tag: crate::ops::ec2::ManagedTag,
     /// How long a held operation waits for its code.
     pub challenge_ttl: time::Duration,
+    /// Where signed audit checkpoints go.
+    pub audit_checkpoint_file: PathBuf,
+    /// What the HTTP server allows a client.
+    pub http: HttpLimits,
 }
 
 impl ServeArgs {
@@ -363,15 +450,17 @@ impl ServeArgs {
             .map(|s| SkillId::parse(s))
             .collect::<Result<Vec<_>, _>>()?;
 
+        // The skill id is checked in every mode: without it, any skill's requests (or a
+        // local tool's, made up) would be answered.
+        if skill_ids.is_empty() {
+            return Err(ConfigError::MissingSkillId);
+        }
         let verification = if self.insecure_skip_verification {
             if !self.listen.ip().is_loopback() {
                 return Err(ConfigError::InsecureNotLoopback(self.listen));
             }
             Verification::InsecureSkip
         } else {
-            if skill_ids.is_empty() {
-                return Err(ConfigError::MissingSkillId);
-            }
             let roots = match &self.alexa_trust_roots {
                 Some(path) => {
                     TrustRoots::from_pem_file(path).map_err(|reason| ConfigError::TrustRoots {
@@ -389,6 +478,47 @@ impl ServeArgs {
             Verification::Enforce { roots, source }
         };
 
+        let sealing = self.sealing.sealing();
+        if matches!(sealing, Sealing::LocalKeyFile(_))
+            && !self.listen.ip().is_loopback()
+            && !self.insecure_local_key
+        {
+            return Err(ConfigError::LocalKeyNotLoopback(self.listen));
+        }
+        let http = HttpLimits {
+            max_connections: self.max_connections,
+            max_requests: self.max_requests,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout),
+        };
+        if !(16..=1_000_000).contains(&self.max_connections) {
+            return Err(ConfigError::HttpLimit(format!(
+                "--max-connections {} is out of range: set it (VOXGATE_MAX_CONNECTIONS) to \
+                 between 16 and 1000000",
+                self.max_connections
+            )));
+        }
+        if !(1..=100_000).contains(&self.max_requests) {
+            return Err(ConfigError::HttpLimit(format!(
+                "--max-requests {} is out of range: set it (VOXGATE_MAX_REQUESTS) to between 1 \
+                 and 100000",
+                self.max_requests
+            )));
+        }
+        for (flag, env, value) in [
+            (
+                "--header-timeout",
+                "VOXGATE_HEADER_TIMEOUT",
+                self.header_timeout,
+            ),
+            ("--body-timeout", "VOXGATE_BODY_TIMEOUT", self.body_timeout),
+        ] {
+            if !(1..=300).contains(&value) {
+                return Err(ConfigError::HttpLimit(format!(
+                    "{flag} {value} is out of range: set it ({env}) to between 1 and 300 seconds"
+                )));
+            }
+        }
         let seconds = i64::from(self.session_duration);
         if seconds < MIN_SESSION.whole_seconds() || seconds > MAX_SESSION.whole_seconds() {
             return Err(ConfigError::SessionDuration(self.session_duration));
@@ -405,7 +535,9 @@ impl ServeArgs {
             skill_ids,
             verification,
             database_url: self.database.database_url,
-            sealing: self.sealing.sealing(),
+            audit_checkpoint_file: self.sealing.checkpoint_file(),
+            http,
+            sealing,
             session_duration: time::Duration::seconds(seconds),
             oauth: self.oauth.oauth()?,
         })
@@ -421,17 +553,23 @@ mod tests {
             listen: "127.0.0.1:0".parse().expect("addr"),
             skill_ids: vec![],
             insecure_skip_verification: false,
+            insecure_local_key: false,
             alexa_trust_roots: None,
             alexa_cert_dir: None,
             session_duration: 900,
             managed_tag: "voxgate:managed=true".into(),
             challenge_ttl: 300,
+            max_connections: 4096,
+            max_requests: 512,
+            header_timeout: 10,
+            body_timeout: 10,
             database: DatabaseArgs {
                 database_url: DEFAULT_DATABASE_URL.into(),
             },
             sealing: SealingArgs {
                 kms_key_id: None,
                 local_key_file: "voxgate.key".into(),
+                audit_checkpoint_file: None,
             },
             oauth: OAuthArgs {
                 oauth_issuer: None,
@@ -446,6 +584,7 @@ mod tests {
         for (seconds, ok) in [(899, false), (900, true), (3600, true), (3601, false)] {
             let mut a = args();
             a.insecure_skip_verification = true;
+            a.skill_ids = vec!["amzn1.ask.skill.x".into()];
             a.session_duration = seconds;
             assert_eq!(a.into_settings().is_ok(), ok, "{seconds}");
         }
@@ -494,9 +633,12 @@ mod tests {
     }
 
     #[test]
-    fn skipping_verification_needs_loopback() {
+    fn skipping_verification_needs_loopback_and_still_a_skill_id() {
         let mut a = args();
         a.insecure_skip_verification = true;
+        let err = a.clone().into_settings().expect_err("no skill id");
+        assert!(err.to_string().contains("--skill-id"), "{err}");
+        a.skill_ids = vec!["amzn1.ask.skill.local".into()];
         assert!(matches!(
             a.clone().into_settings(),
             Ok(Settings {
@@ -507,5 +649,24 @@ mod tests {
         a.listen = "0.0.0.0:8080".parse().expect("addr");
         let err = a.into_settings().expect_err("not loopback");
         assert!(err.to_string().contains("loopback"), "{err}");
+    }
+
+    #[test]
+    fn the_local_key_file_is_refused_off_loopback_unless_accepted() {
+        let mut a = args();
+        a.skill_ids = vec!["amzn1.ask.skill.x".into()];
+        a.alexa_cert_dir = Some(std::env::temp_dir());
+        a.listen = "0.0.0.0:8080".parse().expect("addr");
+        let err = a
+            .clone()
+            .into_settings()
+            .expect_err("local key off loopback");
+        assert!(err.to_string().contains("set --kms-key-id"), "{err}");
+        let mut accepted = a.clone();
+        accepted.insecure_local_key = true;
+        assert!(accepted.into_settings().is_ok());
+        let mut kms = a;
+        kms.sealing.kms_key_id = Some("alias/voxgate".into());
+        assert!(kms.into_settings().is_ok());
     }
 }

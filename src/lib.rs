@@ -15,6 +15,7 @@ pub mod clock;
 pub mod cloud;
 pub mod companion;
 pub mod config;
+pub mod devca;
 pub mod gate;
 pub mod identity;
 pub mod ops;

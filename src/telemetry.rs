@@ -3,7 +3,7 @@
 
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::{FilterExt as _, filter_fn};
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
@@ -47,14 +47,17 @@ pub fn filter(spec: &str) -> anyhow::Result<EnvFilter> {
 
 /// Installs the global log subscriber (stderr). Call once, from `main`.
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
-    let filter =
-        filter(&args.filter)?.and(filter_fn(|meta| sdk_capped(meta.target(), meta.level())));
     let layer = match args.log_format {
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
         LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
+    // Both filters are global (every layer sees only what both let through). Combined as
+    // one per-layer filter (`EnvFilter::and(filter_fn)`), they lost events whose callsites
+    // were first reached while a PostgreSQL connection was being set up.
     tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
+        .with(filter(&args.filter)?)
+        .with(filter_fn(|meta| sdk_capped(meta.target(), meta.level())))
+        .with(layer)
         .try_init()
         .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
 }

@@ -8,14 +8,18 @@ mod common;
 use std::process::Command;
 
 use common::{Backend, TestDb};
-use voxgate::audit::{AuditLog, ChainKey, Entry, Outcome};
+use voxgate::audit::checkpoint::Checkpoints;
+use voxgate::audit::{Actor, AuditLog, ChainKey, Entry, Outcome};
 
-/// The log as `voxgate serve` would open it in this directory (its local key file).
+/// The log as `voxgate serve` would open it in this directory (its local key file and the
+/// checkpoint file beside it).
 async fn audit_log(db: &TestDb, store: std::sync::Arc<dyn voxgate::store::Store>) -> AuditLog {
     let sealer =
         voxgate::cloud::seal::Sealer::local_key_file(&db.dir.path().join("voxgate.key")).unwrap();
     let key = ChainKey::load(store.as_ref(), &sealer).await.unwrap();
-    AuditLog::new(store, key)
+    let checkpoints =
+        Checkpoints::open(&db.dir.path().join("voxgate.audit-checkpoints"), &key).unwrap();
+    AuditLog::new(store, key).with_checkpoints(std::sync::Arc::new(checkpoints))
 }
 
 fn voxgate(db: &TestDb, args: &[&str]) -> (i32, String, String) {
@@ -35,8 +39,17 @@ fn voxgate(db: &TestDb, args: &[&str]) -> (i32, String, String) {
 fn entry(n: usize, outcome: Outcome) -> Entry {
     Entry {
         at: 1_800_000_000 + n as i64,
-        tenant_id: Some(if n % 2 == 0 { "t_even" } else { "t_odd" }.into()),
+        tenant_id: Some(
+            if n.is_multiple_of(2) {
+                "t_even"
+            } else {
+                "t_odd"
+            }
+            .into(),
+        ),
         user_id: Some("u_1".into()),
+        challenge_id: Some(format!("c_{n}")),
+        actor: Actor::AlexaSession("amzn1.echo-api.session.test".into()),
         summary: format!("Stop instance web-{n} (i-{n:08x}) in account prod, eu-west-1"),
         digest: format!("{n:064x}"),
         outcome,
@@ -52,7 +65,7 @@ async fn concurrent_appends_form_one_intact_chain(backend: Backend) {
     let tasks: Vec<_> = (0..20)
         .map(|n| {
             let log = log.clone();
-            tokio::spawn(async move { log.append(entry(n, Outcome::Held)).await.unwrap() })
+            tokio::spawn(async move { log.append(&entry(n, Outcome::Held)).await.unwrap() })
         })
         .collect();
     let mut seqs: Vec<i64> = Vec::new();
@@ -76,7 +89,7 @@ async fn verify_finds_the_first_tampered_record(backend: Backend) {
     let store = voxgate::store::connect(&db.url).await.unwrap();
     let log = audit_log(&db, store).await;
     for n in 0..6 {
-        log.append(entry(
+        log.append(&entry(
             n,
             if n == 5 {
                 Outcome::Executed
@@ -160,7 +173,7 @@ async fn putting_back_and_deleting(backend: Backend) {
     let store = voxgate::store::connect(&db.url).await.unwrap();
     let log = audit_log(&db, store).await;
     for n in 0..6 {
-        log.append(entry(n, Outcome::Held)).await.unwrap();
+        log.append(&entry(n, Outcome::Held)).await.unwrap();
     }
     let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
     sqlx::query("UPDATE audit_log SET outcome = 'denied' WHERE seq = 3")
@@ -207,7 +220,7 @@ async fn tail_and_export_show_the_records() {
         } else {
             "t_other".into()
         });
-        log.append(e).await.unwrap();
+        log.append(&e).await.unwrap();
     }
     let (code, out, _) = voxgate(&db, &["audit", "tail", "-n", "2"]);
     assert_eq!(code, 0);
@@ -232,4 +245,164 @@ async fn tail_and_export_show_the_records() {
     assert_eq!(exported[0]["seq"], 1);
     assert_eq!(exported[3]["aws_request_id"], "req-3");
     assert_eq!(exported[1]["prev_hash"], exported[0]["hash"]);
+}
+
+// ---- Hardening (issue 8) ----
+
+/// Settings of `voxgate serve` on this database, in its directory.
+fn serve_settings(db: &TestDb) -> voxgate::config::Settings {
+    let mut args = common::serve_args(
+        std::path::Path::new("/nonexistent-roots.pem"),
+        db.dir.path(),
+        db,
+        &db.dir.path().join("voxgate.key"),
+    );
+    args.insecure_skip_verification = true;
+    args.into_settings().unwrap()
+}
+
+async fn build_app(db: &TestDb) -> Result<voxgate::app::App, String> {
+    voxgate::app::App::build(
+        serve_settings(db),
+        voxgate::app::Runtime {
+            clock: std::sync::Arc::new(voxgate::clock::SystemClock),
+            aws: common::aws::sdk_config(common::NO_AWS),
+        },
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))
+}
+
+on_both_backends!(a_cut_off_tail_is_noticed);
+async fn a_cut_off_tail_is_noticed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let log = audit_log(&db, store).await;
+    for n in 0..6 {
+        log.append(&entry(
+            n,
+            if n == 5 {
+                Outcome::Executed
+            } else {
+                Outcome::Held
+            },
+        ))
+        .await
+        .unwrap();
+    }
+    let (code, out, err) = voxgate(&db, &["audit", "verify", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["newest_checkpoint"], 6);
+    let head = report["head"].as_str().unwrap().to_owned();
+    assert!(head.starts_with("6:"), "{head}");
+
+    // Someone with database access removes the newest records (the one saying an operation
+    // ran among them) and fixes up the head, so the next append chains onto what is left.
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let four: (String,) = sqlx::query_as("SELECT hash FROM audit_log WHERE seq = 4")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq > 4")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_head SET seq = 4, hash = $1")
+        .bind(&four.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    // The chain itself is intact, but the checkpoint outside the database vouches for more.
+    let (code, _, err) = voxgate(&db, &["audit", "verify"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("the audit log ends at record 4, but the checkpoint written"),
+        "{err}"
+    );
+    assert!(
+        err.contains("vouches for record 6: the newest records were removed"),
+        "{err}"
+    );
+    // A head noted elsewhere says the same, even without the checkpoint file.
+    std::fs::remove_file(db.dir.path().join("voxgate.audit-checkpoints")).unwrap();
+    let (code, _, err) = voxgate(&db, &["audit", "verify", "--expect-head", &head]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("the audit log ends at record 4, but --expect-head vouches for record 6"),
+        "{err}"
+    );
+    let (code, _, err) = voxgate(&db, &["audit", "verify", "--expect-head", "6:nothex"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a record hash"), "{err}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_database_behind_its_checkpoints() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let log = audit_log(&db, store).await;
+    for n in 0..3 {
+        log.append(&entry(n, Outcome::Held)).await.unwrap();
+    }
+    assert!(build_app(&db).await.is_ok(), "an intact log is served");
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    sqlx::query("DELETE FROM audit_log WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let Err(error) = build_app(&db).await else {
+        panic!("served a database missing its newest record")
+    };
+    assert!(
+        error.contains("the audit log ends at record 2, but the checkpoint written"),
+        "{error}"
+    );
+    assert!(
+        error.contains("voxgate will not serve from this database"),
+        "{error}"
+    );
+}
+
+on_both_backends!(a_missing_chain_key_is_an_error_never_replaced);
+async fn a_missing_chain_key_is_an_error_never_replaced(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let log = audit_log(&db, store).await;
+    log.append(&entry(1, Outcome::Held)).await.unwrap();
+    let pool = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    sqlx::query("DELETE FROM service_secrets WHERE name = 'audit-chain-key'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let Err(error) = build_app(&db).await else {
+        panic!("serve made a new chain key over an existing log")
+    };
+    assert!(
+        error.contains("the audit log has records but its chain key is missing"),
+        "{error}"
+    );
+    let keys: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM service_secrets WHERE name = 'audit-chain-key'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(keys.0, 0, "no new key was made");
+    pool.close().await;
+    let (code, _, err) = voxgate(&db, &["audit", "verify"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("the audit log has records but its chain key is missing"),
+        "{err}"
+    );
+    let said: Vec<&str> = err.lines().filter(|l| l.starts_with("voxgate: ")).collect();
+    assert_eq!(said.len(), 1, "one sentence: {err}");
+    assert!(
+        !said[0].contains("; nothing") && said[0].ends_with(')'),
+        "{}",
+        said[0]
+    );
 }

@@ -27,10 +27,10 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
     seed_instance(&ec2_b, "build-2", &[], true).await;
 
     let acme = server.tenant("acme").await;
-    server.enrol(&acme, "alice", ALICE).await;
+    let alice = server.enrol(&acme, "alice", ALICE).await;
     let linked_a = server.link(&acme, "prod", &account_a, "eu-west-1").await;
     let globex = server.tenant("globex").await;
-    server.enrol(&globex, "bob", BOB).await;
+    let bob = server.enrol(&globex, "bob", BOB).await;
     let linked_b = server.link(&globex, "main", &account_b, "eu-west-1").await;
 
     let alice_hears = server
@@ -59,8 +59,8 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
     let calls = proxy.assume_role_calls();
     assert_eq!(calls.len(), 2, "one AssumeRole per user and account");
     for (call, account, linked, user) in [
-        (&calls[0], &account_a, &linked_a, "alice"),
-        (&calls[1], &account_b, &linked_b, "bob"),
+        (&calls[0], &account_a, &linked_a, &alice),
+        (&calls[1], &account_b, &linked_b, &bob),
     ] {
         assert_eq!(
             call.field("RoleArn").unwrap(),
@@ -70,11 +70,20 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
             call.field("ExternalId").unwrap(),
             linked.external_id.expose()
         );
+        // The person's name and a short stable suffix of their id: CloudTrail never shows
+        // two people (say, two Alices in two tenants) as one.
+        let suffix = &hex::encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            user.id.as_str().as_bytes(),
+        ))[..8];
         assert_eq!(
             call.field("RoleSessionName").unwrap(),
-            format!("voxgate-{user}")
+            format!("voxgate-{}-{suffix}", user.name)
         );
-        assert_eq!(call.field("SourceIdentity").unwrap(), user);
+        assert_eq!(
+            call.field("SourceIdentity").unwrap(),
+            format!("{}-{suffix}", user.name)
+        );
         assert_eq!(call.field("DurationSeconds").unwrap(), "900");
         let policy: Value = serde_json::from_str(&call.field("Policy").unwrap()).unwrap();
         assert_eq!(

@@ -97,7 +97,13 @@ fn a_malformed_skill_id_is_refused() {
 fn skipping_verification_off_loopback_is_refused() {
     let (code, _, err) = run(
         &["serve", "--listen", "0.0.0.0:0"],
-        &[("VOXGATE_INSECURE_SKIP_VERIFICATION", "true")],
+        &[
+            ("VOXGATE_INSECURE_SKIP_VERIFICATION", "true"),
+            (
+                "VOXGATE_SKILL_ID",
+                "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+            ),
+        ],
     );
     assert_ne!(code, 0);
     assert!(err.contains("only allowed on a loopback address"), "{err}");
@@ -175,6 +181,8 @@ fn serve_runs_warns_when_insecure_and_stops_gracefully() {
             "--listen",
             "127.0.0.1:0",
             "--insecure-skip-verification",
+            "--skill-id",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
         ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -235,4 +243,95 @@ mod reqwest {
         stream.read_to_string(&mut response).unwrap();
         response
     }
+}
+
+#[test]
+fn serve_refuses_to_run_without_a_skill_id_even_when_not_verifying() {
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no Alexa skill id is set: set --skill-id"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_refuses_the_local_key_file_off_loopback() {
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--skill-id",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("reachable from other machines") && err.contains("--kms-key-id"),
+        "{err}"
+    );
+}
+
+mod common;
+use common::db;
+
+/// Start-up lines (the sealing warning, the address) were once lost on PostgreSQL at the
+/// default `info` level: the log filter dropped events first reached while the database
+/// connection was being set up.
+#[tokio::test]
+async fn serve_logs_its_start_on_postgresql_at_the_default_level() {
+    let database = db::TestDb::new(db::Backend::Postgres).await;
+    let mut child = voxgate()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+            "--skill-id",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+            "--database-url",
+            &database.url,
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let done = line.contains("listening on");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = lines.join().unwrap().join("\n");
+    assert!(
+        seen.contains("SECRETS ARE SEALED WITH A LOCAL KEY FILE"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("voxgate listening on http://127.0.0.1:"),
+        "{seen}"
+    );
 }

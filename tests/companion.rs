@@ -181,7 +181,16 @@ async fn deny_from_the_app_ends_the_approval() {
         "That request was denied in your voxgate app, so nothing ran."
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
-    assert_eq!(outcomes(&s.server).await, ["held", "denied"]);
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "denied", "code-after-deny"]
+    );
+    // The log names the device that denied it.
+    let story = s.server.store.audit_of_challenge(&id).await.unwrap();
+    assert!(
+        story[1].actor.as_deref().unwrap().starts_with("device:d_"),
+        "{story:?}"
+    );
 }
 
 #[tokio::test]
@@ -489,4 +498,244 @@ async fn a_revoked_device_stops_receiving_codes_and_shutdown_ends_streams() {
     })
     .await;
     assert!(ended.is_ok(), "the stream ends at shutdown");
+}
+
+// ---- Hardening (issue 8) ----
+
+/// Pairs from `source` (a loopback address of this machine).
+async fn pair_from(server: &TestServer, source: &str, code: &str) -> (u16, Value, Option<String>) {
+    let client = reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let response = client
+        .post(format!("{}/api/v1/companion/pair", server.base_url))
+        .body(json!({"code": code}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, body, retry)
+}
+
+#[tokio::test]
+async fn a_deny_after_the_approval_says_it_is_already_running() {
+    let s = scene(Backend::Sqlite).await;
+    let app = App::paired(&s.server, "alice").await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = app.pending().await[0]["code"].as_str().unwrap().to_owned();
+    // Approved (the operation is about to run) when Deny arrives.
+    let verdict = s
+        .server
+        .gate
+        .confirm(
+            &s.alice,
+            Some(&id),
+            &code,
+            &voxgate::audit::Actor::AlexaSession("s".into()),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(verdict, voxgate::gate::Verdict::Approved(_)));
+    let (status, body) = app
+        .post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["state"], "approved");
+    assert_eq!(
+        body["error"],
+        "Too late to deny: it was already approved with its code and is running now."
+    );
+}
+
+on_both_backends!(a_deny_racing_the_right_code_is_reported_as_what_happened);
+async fn a_deny_racing_the_right_code_is_reported_as_what_happened(backend: Backend) {
+    let s = scene(backend).await;
+    let app = App::paired(&s.server, "alice").await;
+    let mut denied = 0;
+    let mut ran = 0;
+    for trial in 0..30 {
+        let (_, id) = s.hold("RebootInstanceIntent", "web-1").await;
+        let code = app.pending().await[0]["code"].as_str().unwrap().to_owned();
+        let deny_path = format!("/api/v1/companion/challenges/{id}/deny");
+        let ((status, body), spoken) = tokio::join!(
+            app.post(&deny_path),
+            s.server.say(say_code(&s.server, ALICE, &id, &code))
+        );
+        let said = speech(&spoken);
+        let story: Vec<String> = s
+            .server
+            .store
+            .audit_of_challenge(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.outcome)
+            .collect();
+        if status == 200 {
+            // Deny won: the code is refused as denied, never as "already used".
+            denied += 1;
+            assert_eq!(
+                said, "That request was denied in your voxgate app, so nothing ran.",
+                "trial {trial}: {story:?}"
+            );
+            assert_eq!(
+                story,
+                ["held", "denied", "code-after-deny"],
+                "trial {trial}"
+            );
+        } else {
+            // The code won: the deny says the operation was approved and is running (or ran).
+            ran += 1;
+            assert_eq!(status, 409, "trial {trial}: {body}");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Too late to deny: it was already approved"),
+                "trial {trial}: {body}"
+            );
+            assert_eq!(said, "Rebooting web-1 now.", "trial {trial}");
+            assert_eq!(story, ["held", "confirmed", "executed"], "trial {trial}");
+        }
+    }
+    assert_eq!(count(&s.proxy, "RebootInstances"), ran);
+    assert_eq!(denied + ran, 30);
+}
+
+#[tokio::test]
+async fn failed_pairing_attempts_are_limited_per_source_and_in_all() {
+    let s = scene(Backend::Sqlite).await;
+    let code = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Five wrong codes from one source, then it must wait, even with the right code.
+    for _ in 0..5 {
+        assert_eq!(pair_from(&s.server, "127.0.0.2", "AAAA-AAAA").await.0, 400);
+    }
+    let (status, body, retry) = pair_from(&s.server, "127.0.0.2", &code).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("Too many wrong pairing codes were tried. Wait 15 minutes"),
+        "{body}"
+    );
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((14 * 60..=15 * 60).contains(&retry), "{retry}");
+    // Another source is not held up by that one.
+    let (status, body, _) = pair_from(&s.server, "127.0.0.3", &code).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Fifty failures from anywhere stop pairing for everyone for a while.
+    for i in 0..45 {
+        let source = format!("127.0.1.{}", i / 4 + 1);
+        assert_eq!(
+            pair_from(&s.server, &source, "BBBB-BBBB").await.0,
+            400,
+            "{i}"
+        );
+    }
+    let fresh = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = pair_from(&s.server, "127.0.2.1", &fresh).await;
+    assert_eq!(status, 429, "the global limit holds for a new source too");
+    assert_eq!(
+        device_outcomes(&s.server)
+            .await
+            .iter()
+            .filter(|o| *o == "pairing-failed")
+            .count(),
+        50,
+        "every failed attempt is on record; refused ones are not tried at all"
+    );
+}
+
+#[tokio::test]
+async fn a_new_pairing_code_voids_the_older_unused_one() {
+    let s = scene(Backend::Sqlite).await;
+    let older = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let newer = pairing_code(&s.server, "alice")["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = App::pair(&s.server, &older).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("replaced by a newer one"),
+        "{body}"
+    );
+    assert_eq!(App::pair(&s.server, &newer).await.0, 200);
+    let records = s.server.store.audit_records(None, 0, 100).await.unwrap();
+    let issued: Vec<_> = records
+        .iter()
+        .filter(|r| r.outcome == "pairing-code-issued")
+        .collect();
+    assert_eq!(issued.len(), 2);
+    assert_eq!(issued[1].detail, "the older unused code no longer works");
+    assert_eq!(issued[1].actor.as_deref(), Some("operator"));
+}
+
+#[tokio::test]
+async fn pairing_unpairing_and_revocation_are_audited() {
+    let s = scene(Backend::Sqlite).await;
+    let phone = App::paired(&s.server, "alice").await;
+    let tablet = App::paired(&s.server, "alice").await;
+    let (status, body) = phone.post("/api/v1/companion/unpair").await;
+    assert_eq!(status, 200, "{body}");
+    let phone_id = body["device_id"].as_str().unwrap().to_owned();
+    let list: Value = serde_json::from_slice(
+        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"]).stdout,
+    )
+    .unwrap();
+    let tablet_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != phone_id)
+        .unwrap();
+    assert!(
+        voxgate(&s.server, &["device", "revoke", &tablet_id])
+            .status
+            .success()
+    );
+    assert_eq!(tablet.get("/api/v1/companion/challenges").await.0, 401);
+    assert_eq!(
+        device_outcomes(&s.server).await,
+        [
+            "pairing-code-issued",
+            "paired",
+            "pairing-code-issued",
+            "paired",
+            "unpaired",
+            "device-revoked"
+        ]
+    );
+    let records = s.server.store.audit_records(None, 0, 100).await.unwrap();
+    let actors: Vec<String> = records
+        .iter()
+        .filter(|r| r.outcome == "unpaired" || r.outcome == "device-revoked")
+        .map(|r| r.actor.clone().unwrap())
+        .collect();
+    assert_eq!(
+        actors,
+        [format!("device:{phone_id}"), "operator".to_owned()]
+    );
+    assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
 }

@@ -87,16 +87,23 @@ async fn the_session_for_the_operation_allows_only_that_action_on_that_instance(
         .find(|c| c.field("Policy").unwrap().contains("RebootInstances"))
         .expect("an AssumeRole for the operation");
     let policy: Value = serde_json::from_str(&op_call.field("Policy").unwrap()).unwrap();
+    // Only that action, on that instance, and only while it carries the managed tag (IAM
+    // checks it at the moment of the call, not only voxgate before it).
     assert_eq!(
         policy["Statement"],
         json!([{
             "Effect": "Allow",
             "Action": ["ec2:RebootInstances"],
-            "Resource": [format!("arn:aws:ec2:eu-west-1:{}:instance/{}", s.account, s.web1)]
+            "Resource": [format!("arn:aws:ec2:eu-west-1:{}:instance/{}", s.account, s.web1)],
+            "Condition": {"StringEquals": {"aws:ResourceTag/voxgate:managed": "true"}}
         }])
     );
     assert_eq!(op_call.field("DurationSeconds").unwrap(), "900");
-    assert_eq!(op_call.field("SourceIdentity").unwrap(), "alice");
+    let identity = op_call.field("SourceIdentity").unwrap();
+    assert!(
+        identity.starts_with("alice-") && identity.len() == "alice-".len() + 8,
+        "{identity}"
+    );
 }
 
 #[tokio::test]
@@ -275,7 +282,10 @@ async fn an_expired_challenge_refuses_even_the_right_code(backend: Backend) {
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
     assert_eq!(state_of(&s.ec2, &s.web1).await, "running");
-    assert_eq!(outcomes(&s.server).await, ["held", "expired"]);
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "expired", "code-after-expiry"]
+    );
 }
 
 #[tokio::test]
@@ -304,14 +314,28 @@ async fn a_denied_challenge_is_over_for_good() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
-    assert!(s.server.gate.deny(&s.alice, &id).await.unwrap().is_some());
+    assert!(matches!(
+        s.server
+            .gate
+            .deny(
+                &s.alice,
+                &id,
+                &voxgate::audit::Actor::Device("d_test".into())
+            )
+            .await
+            .unwrap(),
+        voxgate::gate::Closing::Closed(_)
+    ));
     let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     assert_eq!(
         speech(&response),
         "That request was denied in your voxgate app, so nothing ran."
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
-    assert_eq!(outcomes(&s.server).await, ["held", "denied"]);
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "denied", "code-after-deny"]
+    );
 }
 
 #[tokio::test]
@@ -333,7 +357,10 @@ async fn cancel_ends_the_challenge_for_good() {
         "That request was cancelled, so nothing ran."
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
-    assert_eq!(outcomes(&s.server).await, ["held", "cancelled"]);
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "cancelled", "code-after-cancel"]
+    );
 }
 
 #[tokio::test]
@@ -414,8 +441,16 @@ async fn five_wrong_codes_cancel_the_challenge() {
         .unwrap()
         .unwrap()
         .state;
-    assert_eq!(state, voxgate::gate::State::Cancelled);
+    assert_eq!(state, voxgate::gate::State::TooManyWrongCodes);
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
+    // Even its right code now only hears why.
+    let code = code_for(&s, &id).await;
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&response),
+        "That request was cancelled after too many wrong codes, so nothing ran. Ask again if \
+         you still want it."
+    );
 }
 
 #[tokio::test]
@@ -503,6 +538,23 @@ async fn a_pending_challenge_survives_a_restart(backend: Backend) {
     ));
 }
 
+/// A second replica on the scene's database, where the backend has replicas (PostgreSQL).
+async fn second_replica(s: &Scene, backend: Backend) -> Option<TestServer> {
+    if backend != Backend::Postgres {
+        return None;
+    }
+    Some(
+        TestServer::start_on(
+            &PKI,
+            s.server.db.share(),
+            common::aws::sdk_config(&s.proxy.url),
+            ManualClock::new(s.server.now()),
+            |_| {},
+        )
+        .await,
+    )
+}
+
 /// Stops a server and hands back its database.
 fn take_db(server: TestServer) -> TestDb {
     server.into_db()
@@ -513,17 +565,14 @@ async fn twenty_simultaneous_right_codes_run_the_operation_once(backend: Backend
     let s = scene(backend).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
-    // A second replica on the same database (on SQLite: a second process on the same file).
-    let replica = TestServer::start_on(
-        &PKI,
-        s.server.db.share(),
-        common::aws::sdk_config(&s.proxy.url),
-        ManualClock::new(s.server.now()),
-        |_| {},
-    )
-    .await;
+    // On PostgreSQL, a second replica on the same database takes half of them. (SQLite is
+    // served by one process, which takes them all at once.)
+    let replica = second_replica(&s, backend).await;
     let requests = (0..20).map(|i| {
-        let target = if i % 2 == 0 { &s.server } else { &replica };
+        let target = match &replica {
+            Some(replica) if i % 2 == 1 => replica,
+            _ => &s.server,
+        };
         target.say(say_code(target, ALICE, &id, &code))
     });
     let answers: Vec<String> = futures_util::future::join_all(requests)
@@ -637,17 +686,17 @@ async fn a_used_code_does_not_approve_the_same_operation_asked_again() {
     );
 
     // Someone who overheard the code asks for the same operation at once and says it: the
-    // new challenge has the same digest, hence the same codes, but that step is spent.
+    // new challenge has its own codes, so the overheard one is just wrong.
     let again = s
         .server
         .say(critical(&s.server, ALICE, "RebootInstanceIntent", "web-1"))
         .await;
     let second = challenge_id(&again);
     assert_ne!(first, second);
-    assert_eq!(
-        code_for(&s, &second).await,
-        code,
-        "same operation, same step, same code"
+    let fresh = code_for(&s, &second).await;
+    assert_ne!(
+        fresh, code,
+        "a new challenge, a new code, in the same time step"
     );
     let response = s
         .server
@@ -655,14 +704,11 @@ async fn a_used_code_does_not_approve_the_same_operation_asked_again() {
         .await;
     assert_eq!(
         speech(&response),
-        "That code was already used, so I didn't run anything again."
+        "That code didn't match; you have 4 tries left."
     );
     assert_eq!(count(&s.proxy, "RebootInstances"), 1);
 
-    // The next step's code approves it.
-    s.server.clock.advance(Duration::seconds(30));
-    let fresh = code_for(&s, &second).await;
-    assert_ne!(fresh, code);
+    // Its own code approves it at once, in the same step.
     let response = s
         .server
         .say(say_code(&s.server, ALICE, &second, &fresh))
@@ -718,24 +764,45 @@ async fn cancel_in_a_new_session_ends_the_waiting_operation() {
 }
 
 #[tokio::test]
-async fn an_approval_without_an_outcome_is_closed_as_failed() {
+async fn an_approval_without_an_outcome_is_closed_as_unknown() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
-    // Approved, and then voxgate stopped before running it (simulated: approval only).
+    // Approved, and then voxgate stopped before recording what happened (simulated:
+    // approval only).
     let code = code_for(&s, &id).await;
     let verdict = s
         .server
         .gate
-        .confirm(&s.alice, Some(&id), &code)
+        .confirm(
+            &s.alice,
+            Some(&id),
+            &code,
+            &voxgate::audit::Actor::AlexaSession("s".into()),
+        )
         .await
         .unwrap();
-    assert!(matches!(verdict, voxgate::gate::Verdict::Approved(_)));
-    s.server.clock.advance(Duration::minutes(9));
+    let voxgate::gate::Verdict::Approved(approved) = verdict else {
+        panic!("{verdict:?}")
+    };
+    s.server.clock.advance(Duration::seconds(90));
     s.server.gate.expire_due().await.unwrap();
     assert_eq!(outcomes(&s.server).await, ["held", "confirmed"], "not yet");
-    s.server.clock.advance(Duration::minutes(2));
+    let mut events = s.server.gate.subscribe();
+    s.server.clock.advance(Duration::seconds(31));
     s.server.gate.expire_due().await.unwrap();
-    assert_eq!(outcomes(&s.server).await, ["held", "confirmed", "failed"]);
+    // Whether it ran cannot be known: it is said to be unknown, not failed, and not retried.
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "confirmed", "outcome-unknown"]
+    );
+    let records = s.server.store.audit_of_challenge(&id).await.unwrap();
+    assert!(
+        records[2].detail.contains("check the resource"),
+        "{records:?}"
+    );
+    assert_eq!(records[2].actor.as_deref(), Some("voxgate"));
+    let event = events.recv().await.unwrap();
+    assert_eq!(event.kind, "outcome-unknown");
     let state = s
         .server
         .gate
@@ -744,7 +811,29 @@ async fn an_approval_without_an_outcome_is_closed_as_failed() {
         .unwrap()
         .unwrap()
         .state;
-    assert_eq!(state, voxgate::gate::State::Failed);
+    assert_eq!(state, voxgate::gate::State::OutcomeUnknown);
+    assert_eq!(count(&s.proxy, "StopInstances"), 0, "never retried");
+
+    // If the operation's result arrives after all, it is not written over the first outcome.
+    let finish = s
+        .server
+        .gate
+        .finish(
+            &approved,
+            voxgate::gate::Execution::Executed(Some("req-late".into())),
+            &voxgate::audit::Actor::AlexaSession("s".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        finish,
+        voxgate::gate::Finish::AlreadyClosed(voxgate::gate::State::OutcomeUnknown)
+    );
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "confirmed", "outcome-unknown"],
+        "no second, contradicting outcome"
+    );
 }
 
 on_both_backends!(guessing_in_parallel_gains_no_tries);
@@ -753,17 +842,14 @@ async fn guessing_in_parallel_gains_no_tries(backend: Backend) {
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     let code = code_for(&s, &id).await;
     let right: u32 = code.parse().unwrap();
-    // Ten different wrong codes at once, half of them through a second replica.
-    let replica = TestServer::start_on(
-        &PKI,
-        s.server.db.share(),
-        common::aws::sdk_config(&s.proxy.url),
-        ManualClock::new(s.server.now()),
-        |_| {},
-    )
-    .await;
+    // Ten different wrong codes at once (on PostgreSQL half of them through a second
+    // replica).
+    let replica = second_replica(&s, backend).await;
     let guesses = (1..=10u32).map(|i| {
-        let target = if i % 2 == 0 { &s.server } else { &replica };
+        let target = match &replica {
+            Some(replica) if i % 2 == 1 => replica,
+            _ => &s.server,
+        };
         let wrong = format!("{:06}", (right + i) % 1_000_000);
         target.say(say_code(target, ALICE, &id, &wrong))
     });
@@ -799,4 +885,417 @@ async fn guessing_in_parallel_gains_no_tries(backend: Backend) {
         "{response}"
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
+}
+
+// ---- Hardening (issue 8) ----
+
+/// Alice ends her held `challenge` the way `how` says.
+async fn end(s: &Scene, id: &str, how: &str) {
+    match how {
+        "deny" => {
+            let closing = s
+                .server
+                .gate
+                .deny(&s.alice, id, &voxgate::audit::Actor::Device("d_x".into()))
+                .await
+                .unwrap();
+            assert!(matches!(closing, voxgate::gate::Closing::Closed(_)));
+        }
+        "cancel" => {
+            let mut cancel = intent_from(ALICE, "AMAZON.CancelIntent", &[], s.server.now());
+            cancel["session"]["attributes"] = json!({"challengeId": id});
+            let response = s.server.say(cancel).await;
+            assert!(
+                speech(&response).starts_with("Okay, I cancelled it"),
+                "{response}"
+            );
+        }
+        "expire" => {
+            // The shortest time to live is 30 s: one step later the old code is still
+            // within the ±1 step every code is accepted for.
+            s.server.clock.advance(Duration::seconds(30));
+            assert_eq!(s.server.gate.expire_due().await.unwrap().len(), 1);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_code_shown_for_an_ended_challenge_never_approves_the_same_operation_held_again() {
+    for how in ["deny", "cancel", "expire"] {
+        let proxy = common::aws::RecordingProxy::start(&common::aws::MOTO).await;
+        let server = TestServer::start_full(&PKI, Backend::Sqlite, &proxy.url, |args| {
+            args.challenge_ttl = 30;
+        })
+        .await;
+        let account = fresh_account_id();
+        let ec2 = ec2_in(&account, "eu-west-1").await;
+        let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
+        let acme = server.tenant("acme").await;
+        let alice = server.enrol(&acme, "alice", ALICE).await;
+        server.link(&acme, "prod", &account, "eu-west-1").await;
+        let s = Scene {
+            proxy,
+            server,
+            ec2,
+            web1,
+            alice,
+            account,
+        };
+
+        let (_, first) = s.hold("StopInstanceIntent", "web-1").await;
+        let shown = code_for(&s, &first).await;
+        end(&s, &first, how).await;
+        // The same operation, held again at once: the code the app showed for the ended
+        // one must not approve it.
+        let (_, second) = s.hold("StopInstanceIntent", "web-1").await;
+        assert_ne!(first, second);
+        let response = s
+            .server
+            .say(say_code(&s.server, ALICE, &second, &shown))
+            .await;
+        assert_eq!(
+            speech(&response),
+            "That code didn't match; you have 4 tries left.",
+            "after {how}"
+        );
+        assert_eq!(count(&s.proxy, "StopInstances"), 0, "after {how}");
+        assert_eq!(state_of(&s.ec2, &s.web1).await, "running");
+    }
+}
+
+#[tokio::test]
+async fn stop_start_and_stop_again_within_a_minute_each_approved_with_its_own_code() {
+    let s = scene(Backend::Sqlite).await;
+    for (intent, said) in [
+        ("StopInstanceIntent", "Stopping web-1 now."),
+        ("StartInstanceIntent", "Starting web-1 now."),
+        ("StopInstanceIntent", "Stopping web-1 now."),
+    ] {
+        let (_, id) = s.hold(intent, "web-1").await;
+        let code = code_for(&s, &id).await;
+        let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+        assert_eq!(speech(&response), said, "{intent}");
+        // moto moves states at once; the clock does not move at all: one time step.
+    }
+    assert_eq!(count(&s.proxy, "StopInstances"), 2);
+    assert_eq!(count(&s.proxy, "StartInstances"), 1);
+    assert_eq!(
+        outcomes(&s.server).await,
+        [
+            "held",
+            "confirmed",
+            "executed",
+            "held",
+            "confirmed",
+            "executed",
+            "held",
+            "confirmed",
+            "executed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_code_for_a_replaced_or_already_approved_request_says_so() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, first) = s.hold("StopInstanceIntent", "web-1").await;
+    let first_code = code_for(&s, &first).await;
+    let mut reboot = critical(&s.server, ALICE, "RebootInstanceIntent", "web-1");
+    reboot["request"]["intent"]["confirmationStatus"] = json!("CONFIRMED");
+    let second = challenge_id(&s.server.say(reboot).await);
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &first, &first_code))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "That request was replaced by a newer one, so nothing ran. Say the code for the new \
+         one instead."
+    );
+    let code = code_for(&s, &second).await;
+    assert_eq!(
+        speech(
+            &s.server
+                .say(say_code(&s.server, ALICE, &second, &code))
+                .await
+        ),
+        "Rebooting web-1 now."
+    );
+    // A wrong code for it now: it was approved, so nothing changes, and that is what is said.
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &second, &wrong_code(&code, 3)))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "That request was already approved, so I didn't run anything again."
+    );
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+    assert_eq!(count(&s.proxy, "RebootInstances"), 1);
+    assert_eq!(
+        outcomes(&s.server).await,
+        [
+            "held",
+            "replaced",
+            "held",
+            "code-after-replace",
+            "confirmed",
+            "executed",
+            "code-after-approval"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_audit_record_names_its_challenge_and_who_acted() {
+    let s = scene(Backend::Sqlite).await;
+    let (held, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    let wrong = s
+        .server
+        .say(say_code(&s.server, ALICE, &id, &wrong_code(&code, 1)))
+        .await;
+    assert!(speech(&wrong).starts_with("That code didn't match"));
+    s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    let story = s.server.store.audit_of_challenge(&id).await.unwrap();
+    assert_eq!(
+        story.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>(),
+        ["held", "wrong-code", "confirmed", "executed"],
+        "one challenge's story, read from the log"
+    );
+    let session = fixture("dialog-started")["session"]["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(held["sessionAttributes"]["challengeId"].is_string());
+    for record in &story {
+        assert_eq!(record.challenge_id.as_deref(), Some(id.as_str()));
+        assert_eq!(
+            record.actor.as_deref(),
+            Some(format!("alexa-session:{session}").as_str())
+        );
+        assert_eq!(record.format, 3);
+    }
+    let records = s.server.store.audit_records(None, 0, 100).await.unwrap();
+    assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
+}
+
+#[tokio::test]
+async fn a_decision_that_cannot_be_recorded_is_not_taken() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    // The audit log stops accepting records (a full disk, a revoked grant, …).
+    let pool = sqlx::SqlitePool::connect(&s.server.db.url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'audit log unavailable'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let failures_before = voxgate::audit::write_failures();
+
+    // The right code: not approved, nothing runs, and the person hears why.
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&response),
+        "I couldn't record that in the audit log, so I didn't do it. Nothing was changed. \
+         Please tell your voxgate operator."
+    );
+    // A wrong code is refused, but not counted (counting is a decision too).
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &id, &wrong_code(&code, 1)))
+        .await;
+    assert!(
+        speech(&response).starts_with("I couldn't record that"),
+        "{response}"
+    );
+    // Cancel by voice, and deny, change nothing either.
+    let mut cancel = intent_from(ALICE, "AMAZON.CancelIntent", &[], s.server.now());
+    cancel["session"]["attributes"] = json!({"challengeId": id});
+    let response = s.server.say(cancel).await;
+    assert!(
+        speech(&response).starts_with("I couldn't record that"),
+        "{response}"
+    );
+    assert!(matches!(
+        s.server
+            .gate
+            .deny(&s.alice, &id, &voxgate::audit::Actor::Device("d".into()))
+            .await,
+        Err(voxgate::gate::GateError::Unrecorded)
+    ));
+    // Nor does expiry.
+    s.server.clock.advance(Duration::minutes(6));
+    assert!(s.server.gate.expire_due().await.unwrap().is_empty());
+    let row = s.server.store.challenge(&id).await.unwrap().unwrap();
+    assert_eq!((row.state.as_str(), row.wrong_codes), ("pending", 0));
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+    assert!(voxgate::audit::write_failures() >= failures_before + 4);
+
+    // Once records can be written again, the sweeper catches up: expired, on record.
+    sqlx::query("DROP TRIGGER refuse_audit")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(s.server.gate.expire_due().await.unwrap().len(), 1);
+    assert_eq!(outcomes(&s.server).await, ["held", "expired"]);
+    pool.close().await;
+}
+
+on_both_backends!(the_sweeper_closes_an_unreadable_challenge_and_expires_the_others);
+async fn the_sweeper_closes_an_unreadable_challenge_and_expires_the_others(backend: Backend) {
+    let s = scene(backend).await;
+    let acme = s
+        .server
+        .store
+        .tenant_by_name("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = "amzn1.ask.account.BOB";
+    s.server.enrol(&acme, "bob", bob).await;
+    let (_, alices) = s.hold("StopInstanceIntent", "web-1").await;
+    let bobs = challenge_id(
+        &s.server
+            .say(critical(&s.server, bob, "RebootInstanceIntent", "build-2"))
+            .await,
+    );
+    // Alice's row is altered in the database (or was written by another version).
+    let pool = sqlx::AnyPool::connect(&s.server.db.url).await.unwrap();
+    sqlx::query("UPDATE challenges SET operation = $1 WHERE id = $2")
+        .bind(r#"{"format":7,"kind":"ec2-instance","operation":{}}"#)
+        .bind(&alices)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut events = s.server.gate.subscribe();
+    s.server.clock.advance(Duration::minutes(6));
+    let expired = s.server.gate.expire_due().await.unwrap();
+    assert_eq!(
+        expired.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [bobs.as_str()],
+        "one unreadable row does not stop the others"
+    );
+    let alice_story = s.server.store.audit_of_challenge(&alices).await.unwrap();
+    assert_eq!(
+        alice_story
+            .iter()
+            .map(|r| r.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["held", "unreadable"]
+    );
+    assert!(alice_story[1].detail.contains("nothing ran"));
+    let bob_story = s.server.store.audit_of_challenge(&bobs).await.unwrap();
+    assert_eq!(
+        bob_story
+            .iter()
+            .map(|r| r.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["held", "expired"]
+    );
+    let mut kinds = vec![
+        events.recv().await.unwrap().kind,
+        events.recv().await.unwrap().kind,
+    ];
+    kinds.sort();
+    assert_eq!(kinds, ["expired", "unreadable"]);
+    // Alice is not stuck: her next operation is held as usual.
+    let (held, _) = s.hold("StopInstanceIntent", "web-1").await;
+    assert!(speech(&held).starts_with("Stop instance web-1"), "{held}");
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+}
+
+#[tokio::test]
+async fn an_unreadable_challenge_named_by_the_session_is_closed_and_said() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    let pool = sqlx::AnyPool::connect(&s.server.db.url).await.unwrap();
+    // The digest no longer fits the operation: what would run is not what the code is for.
+    sqlx::query("UPDATE challenges SET digest = $1 WHERE id = $2")
+        .bind("0".repeat(64))
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&response),
+        "I couldn't read that request back, so I closed it and nothing ran. Please ask again."
+    );
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+    assert_eq!(outcomes(&s.server).await, ["held", "unreadable"]);
+}
+
+#[tokio::test]
+async fn a_change_without_an_answer_is_reported_as_unknown_and_never_retried() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    let mut events = s.server.gate.subscribe();
+    // EC2 receives the change but never answers.
+    s.proxy.hang_on("StopInstances");
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        s.server.say(say_code(&s.server, ALICE, &id, &code)),
+    )
+    .await
+    .expect("an answer within the 8 s Alexa waits");
+    assert_eq!(
+        speech(&answer),
+        "I asked AWS, but it didn't answer in time, so I can't tell whether web-1 was \
+         stopped. Please check web-1 before asking again; I won't retry it."
+    );
+    assert_eq!(
+        count(&s.proxy, "StopInstances"),
+        1,
+        "sent once, never retried"
+    );
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "confirmed", "outcome-unknown"]
+    );
+    let row = s.server.store.challenge(&id).await.unwrap().unwrap();
+    assert_eq!(row.state, "outcome-unknown");
+    loop {
+        let event = events.recv().await.unwrap();
+        if event.kind != "confirmed" {
+            assert_eq!(event.kind, "outcome-unknown");
+            break;
+        }
+    }
+    // The code spoken again runs nothing.
+    let again = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&again),
+        "That code was already used, so I didn't run anything again."
+    );
+    assert_eq!(count(&s.proxy, "StopInstances"), 1);
+}
+
+#[tokio::test]
+async fn a_hanging_aws_gets_a_spoken_answer_within_alexas_eight_seconds() {
+    let s = scene(Backend::Sqlite).await;
+    s.proxy.hang_on("*");
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(8),
+        s.server.say(intent_from(
+            ALICE,
+            "ListInstancesIntent",
+            &[],
+            s.server.now(),
+        )),
+    )
+    .await
+    .expect("an answer within the 8 s Alexa waits");
+    assert_eq!(
+        speech(&answer),
+        "I couldn't reach AWS just now. Nothing was changed. Please try again."
+    );
 }

@@ -15,9 +15,24 @@ use voxgate::store::{NewUser, OAuthSubject, UserName};
 const ISSUER: &str = "https://login.example.test/pool-1";
 const AUDIENCE: &str = "voxgate-alexa-client";
 
+/// How the issuer's JWKS endpoint behaves right now.
+#[derive(Clone)]
+struct Behaviour {
+    /// What it serves.
+    jwks: Value,
+    /// Seconds it waits before answering.
+    delay: u64,
+    /// The status it answers with.
+    status: u16,
+    /// Where it redirects to, if anywhere.
+    redirect: Option<String>,
+}
+
 struct Issuer {
     key: rcgen::KeyPair,
     jwks_url: String,
+    behaviour: std::sync::Arc<std::sync::Mutex<Behaviour>>,
+    fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Issuer {
@@ -29,17 +44,57 @@ impl Issuer {
             "kty": "EC", "crv": "P-256", "kid": "key-1", "alg": "ES256", "use": "sig",
             "x": b64(&point[1..33]), "y": b64(&point[33..65]),
         }]});
+        let behaviour = std::sync::Arc::new(std::sync::Mutex::new(Behaviour {
+            jwks,
+            delay: 0,
+            status: 200,
+            redirect: None,
+        }));
+        let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let app = axum::Router::new().route(
             "/jwks.json",
-            axum::routing::get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
+            axum::routing::get({
+                let behaviour = std::sync::Arc::clone(&behaviour);
+                let fetches = std::sync::Arc::clone(&fetches);
+                move || {
+                    let now = behaviour.lock().unwrap().clone();
+                    fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        use axum::response::IntoResponse as _;
+                        tokio::time::sleep(std::time::Duration::from_secs(now.delay)).await;
+                        if let Some(to) = now.redirect {
+                            return (
+                                axum::http::StatusCode::FOUND,
+                                [(axum::http::header::LOCATION, to)],
+                            )
+                                .into_response();
+                        }
+                        (
+                            axum::http::StatusCode::from_u16(now.status).unwrap(),
+                            axum::Json(now.jwks),
+                        )
+                            .into_response()
+                    }
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { key, jwks_url }
+        Self {
+            key,
+            jwks_url,
+            behaviour,
+            fetches,
+        }
+    }
+
+    fn set(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.behaviour.lock().unwrap());
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn token(&self, claims: Value) -> String {
@@ -59,9 +114,14 @@ fn claims(subject: &str, exp: i64) -> Value {
 }
 
 async fn server(issuer: &Issuer) -> TestServer {
+    server_for(issuer, ISSUER).await
+}
+
+/// A server trusting tokens of `iss`, with keys from `issuer`'s JWKS.
+async fn server_for(issuer: &Issuer, iss: &str) -> TestServer {
     let jwks = issuer.jwks_url.clone();
     let server = TestServer::start_with(&PKI, |args| {
-        args.oauth.oauth_issuer = Some(ISSUER.into());
+        args.oauth.oauth_issuer = Some(iss.into());
         args.oauth.oauth_audience = vec![AUDIENCE.into()];
         args.oauth.oauth_jwks_url = Some(jwks);
     })
@@ -196,4 +256,166 @@ async fn a_valid_token_for_an_unknown_subject_is_not_enrolled() {
         speech(&response).starts_with("I don't know you yet"),
         "{response}"
     );
+}
+
+// ---- Hardening (issue 8) ----
+
+fn recognised(response: &Value) -> bool {
+    speech(response).contains(RECOGNISED)
+}
+
+#[tokio::test]
+async fn a_symmetric_key_in_the_jwks_is_never_used() {
+    let issuer = Issuer::start().await;
+    // The key set also holds a shared secret (an `oct` key): a token signed with it must
+    // not pass, whatever its algorithm says.
+    let secret = b"a shared secret anyone reading the key set knows";
+    issuer.set(|b| {
+        b.jwks["keys"].as_array_mut().unwrap().push(json!({
+            "kty": "oct", "kid": "hs-1", "alg": "HS256", "use": "sig",
+            "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        }))
+    });
+    let server = server(&issuer).await;
+    let exp = server.now().unix_timestamp() + 3600;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("hs-1".into());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims("alice-sub", exp),
+        &EncodingKey::from_secret(secret),
+    )
+    .unwrap();
+    assert_link_required(&server.say(with_token(&server, Some(&forged))).await);
+    // The real key still works.
+    let token = issuer.token(claims("alice-sub", exp));
+    assert!(recognised(
+        &server.say(with_token(&server, Some(&token))).await
+    ));
+}
+
+#[tokio::test]
+async fn cognito_id_tokens_do_not_pass_for_access_tokens() {
+    let issuer = Issuer::start().await;
+    let pool = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf";
+    let server = server_for(&issuer, pool).await;
+    let exp = server.now().unix_timestamp() + 3600;
+    let with_use = |token_use: Option<&str>| {
+        let mut c = json!({"iss": pool, "sub": "alice-sub", "client_id": AUDIENCE, "exp": exp});
+        if let Some(u) = token_use {
+            c["token_use"] = json!(u);
+        }
+        issuer.token(c)
+    };
+    for refused in [Some("id"), None] {
+        assert_link_required(
+            &server
+                .say(with_token(&server, Some(&with_use(refused))))
+                .await,
+        );
+    }
+    assert!(recognised(
+        &server
+            .say(with_token(&server, Some(&with_use(Some("access")))))
+            .await
+    ));
+}
+
+#[tokio::test]
+async fn a_known_key_works_while_the_jwks_is_slow_to_refetch() {
+    let issuer = Issuer::start().await;
+    let server = server(&issuer).await;
+    let exp = server.now().unix_timestamp() + 3600;
+    let token = issuer.token(claims("alice-sub", exp));
+    assert!(recognised(
+        &server.say(with_token(&server, Some(&token))).await
+    ));
+    // A token naming an unknown key makes voxgate refetch (at most every 30 s); the issuer
+    // is slow to answer.
+    server.clock.advance(Duration::seconds(31));
+    issuer.set(|b| b.delay = 4);
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some("key-unknown".into());
+    let unknown = jsonwebtoken::encode(
+        &header,
+        &claims("alice-sub", exp),
+        &EncodingKey::from_ec_pem(issuer.key.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let slow = server.say(with_token(&server, Some(&unknown)));
+    let fast = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            server.say(with_token(&server, Some(&token))),
+        )
+        .await
+        .expect("a token with a known key does not wait for the refetch")
+    };
+    let started = std::time::Instant::now();
+    let (slow, fast) = tokio::join!(slow, fast);
+    assert!(recognised(&fast), "{fast}");
+    assert_link_required(&slow);
+    assert_eq!(issuer.fetches(), 2, "the unknown key made voxgate refetch");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "it waited for that refetch"
+    );
+}
+
+#[tokio::test]
+async fn jwks_failures_back_off_and_keys_expire() {
+    let issuer = Issuer::start().await;
+    let server = server(&issuer).await;
+    let exp = server.now().unix_timestamp() + 7200;
+    let token = issuer.token(claims("alice-sub", exp));
+    assert!(recognised(
+        &server.say(with_token(&server, Some(&token))).await
+    ));
+    assert_eq!(issuer.fetches(), 1);
+    // The issuer goes down. After the key set's ten minutes, one refetch fails; the keys
+    // still serve until they are an hour old.
+    issuer.set(|b| b.status = 500);
+    server.clock.advance(Duration::minutes(11));
+    assert!(recognised(
+        &server.say(with_token(&server, Some(&token))).await
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(issuer.fetches(), 2);
+    // Tokens keep coming: no refetch while backing off (30 s, then longer).
+    for _ in 0..5 {
+        assert!(recognised(
+            &server.say(with_token(&server, Some(&token))).await
+        ));
+    }
+    assert_eq!(issuer.fetches(), 2, "no refetch while backing off");
+    // An hour after the last good fetch the keys are not used any more.
+    server.clock.advance(Duration::minutes(50));
+    assert_link_required(&server.say(with_token(&server, Some(&token))).await);
+    // The issuer comes back: the next attempt after the back-off works again.
+    issuer.set(|b| b.status = 200);
+    server.clock.advance(Duration::minutes(11));
+    assert!(recognised(
+        &server.say(with_token(&server, Some(&token))).await
+    ));
+}
+
+#[tokio::test]
+async fn an_oversized_or_redirected_jwks_is_not_used() {
+    for change in ["oversized", "redirect"] {
+        let issuer = Issuer::start().await;
+        let other = Issuer::start().await;
+        let target = other.jwks_url.clone();
+        issuer.set(|b| match change {
+            "oversized" => {
+                b.jwks["padding"] = json!("x".repeat(70 * 1024));
+            }
+            _ => b.redirect = Some(target),
+        });
+        let server = server(&issuer).await;
+        let exp = server.now().unix_timestamp() + 3600;
+        let token = issuer.token(claims("alice-sub", exp));
+        assert_link_required(&server.say(with_token(&server, Some(&token))).await);
+        assert_eq!(other.fetches(), 0, "{change}: redirects are not followed");
+    }
 }

@@ -108,6 +108,8 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
             "--listen",
             "127.0.0.1:0",
             "--insecure-skip-verification",
+            "--skill-id",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -165,3 +165,16 @@ async fn skipping_verification_accepts_unsigned_requests_but_still_checks_the_sk
     assert_eq!(status, 400, "{response}");
     assert_eq!(response["reason"], "wrong-skill-id");
 }
+
+#[tokio::test]
+async fn skipping_verification_refuses_requests_that_came_through_a_proxy() {
+    let server = TestServer::start_with(&PKI, |args| args.insecure_skip_verification = true).await;
+    for header in ["Forwarded", "X-Forwarded-For", "X-Real-IP"] {
+        let body = bytes(&common::fixture("launch"));
+        let (status, response) = server
+            .post(body, &[(header, "for=203.0.113.9".to_owned())])
+            .await;
+        assert_eq!(status, 400, "{header}: {response}");
+        assert_eq!(response["reason"], "proxied-request-unverified", "{header}");
+    }
+}

@@ -2,6 +2,7 @@
 //! failure class on its own, and the success path end to end.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -82,6 +83,11 @@ async fn amazons_invalid_certificate_urls_are_refused() {
         (
             "s3.amazonaws.com/echo.api/echo-api-cert.pem",
             "cert-url-malformed",
+        ),
+        // S3 would decode the escape and serve echo-api-cert-4.pem under a new cache key.
+        (
+            "https://s3.amazonaws.com/echo.api/%65cho-api-cert-4.pem",
+            "cert-url-path-characters",
         ),
     ];
     for (url, reason) in cases {
@@ -445,11 +451,251 @@ async fn replayed_to_another_replica(backend: Backend) {
 }
 
 #[tokio::test]
-async fn a_request_replayed_to_another_replica_is_refused_sqlite() {
-    replayed_to_another_replica(Backend::Sqlite).await;
+async fn a_request_replayed_to_another_replica_is_refused_postgres() {
+    replayed_to_another_replica(Backend::Postgres).await;
 }
 
 #[tokio::test]
-async fn a_request_replayed_to_another_replica_is_refused_postgres() {
-    replayed_to_another_replica(Backend::Postgres).await;
+async fn sqlite_is_served_by_one_process() {
+    let first = TestServer::start_full(&PKI, Backend::Sqlite, NO_AWS, |_| {}).await;
+    let roots = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(roots.path(), &PKI.root_pem).unwrap();
+    let second = first.db.share();
+    let args = common::serve_args(
+        roots.path(),
+        first.cert_dir.path(),
+        &second,
+        &second.dir.path().join("voxgate.key"),
+    );
+    let error = voxgate::app::App::build(
+        args.into_settings().unwrap(),
+        voxgate::app::Runtime {
+            clock: std::sync::Arc::new(first.clock.clone()),
+            aws: common::aws::sdk_config(NO_AWS),
+        },
+    )
+    .await
+    .err()
+    .expect("a second serving process on the same SQLite file is refused");
+    assert!(
+        format!("{error:#}").contains("another voxgate serve is already using the SQLite database"),
+        "{error:#}"
+    );
+}
+
+on_both_backends!(a_request_replayed_after_a_restart_is_refused);
+async fn a_request_replayed_after_a_restart_is_refused(backend: Backend) {
+    let server = TestServer::start_full(&PKI, backend, NO_AWS, |_| {}).await;
+    let clock = server.clock.clone();
+    let body = bytes(&request_at("launch", server.now()));
+    assert_eq!(server.post_signed(&PKI, body.clone()).await.0, 200);
+    // A graceful restart (SQLite: the ids kept in memory are written on the way out and
+    // read back).
+    let db = server.into_db();
+    let restarted =
+        TestServer::start_on(&PKI, db, common::aws::sdk_config(NO_AWS), clock, |_| {}).await;
+    assert_refused(&restarted.post_signed(&PKI, body).await, "replayed-request");
+    // And a new request is answered, so the refusal is about the replay.
+    let fresh = bytes(&request_at("launch", restarted.now()));
+    assert_eq!(restarted.post_signed(&PKI, fresh).await.0, 200);
+}
+
+// ---- Hardening (issue 8) ----
+
+/// A request signed with `pki`, naming `url` as its chain (a signature that does not fit
+/// the body if `good` is false).
+fn naming(
+    server: &TestServer,
+    pki: &Pki,
+    url: &str,
+    good: bool,
+) -> (Vec<u8>, Vec<(&'static str, String)>) {
+    let body = bytes(&request_at("launch", server.now()));
+    let signature = if good {
+        pki.sign(&body)
+    } else {
+        pki.sign(b"some other bytes")
+    };
+    let headers = vec![
+        ("SignatureCertChainUrl", url.to_owned()),
+        ("Signature-256", signature),
+    ];
+    (body, headers)
+}
+
+/// Makes the chain file of `url` a FIFO: loading it blocks until someone writes to it.
+fn stuck_chain(server: &TestServer, url: &str) -> std::path::PathBuf {
+    let path = server.cert_dir.path().join(chain_file_name(url));
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    path
+}
+
+/// Unblocks a FIFO chain by writing `contents` to it (on a thread: opening blocks until
+/// the reader is there, which it is).
+fn release(path: std::path::PathBuf, contents: &'static str) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&path) {
+            let _ = fifo.write_all(contents.as_bytes());
+        }
+    })
+}
+
+#[tokio::test]
+async fn chain_loading_cannot_be_driven_by_strangers() {
+    let server = std::sync::Arc::new(TestServer::start(&PKI).await);
+    let genuine = || async {
+        let (status, response) = server
+            .post_signed(&PKI, bytes(&request_at("launch", server.now())))
+            .await;
+        assert_eq!(status, 200, "{response}");
+    };
+    genuine().await;
+
+    // 1. A load that hangs (here: a chain file nobody writes) holds up only its own URL.
+    let slow_url = "https://s3.amazonaws.com/echo.api/slow.pem";
+    let slow_fifo = stuck_chain(&server, slow_url);
+    let slow = tokio::spawn({
+        let server = std::sync::Arc::clone(&server);
+        async move {
+            let (body, headers) = naming(&server, &PKI, slow_url, true);
+            server.post(body, &headers).await
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let other_url = "https://s3.amazonaws.com/echo.api/echo-api-cert-13.pem";
+    server.install_chain(other_url, &PKI.chain_pem);
+    let (body, headers) = naming(&server, &PKI, other_url, true);
+    let (status, response) = tokio::time::timeout(
+        std::time::Duration::from_secs(4),
+        server.post(body, &headers),
+    )
+    .await
+    .expect("a request for another chain does not wait for the stuck load");
+    assert_eq!(status, 200, "{response}");
+
+    // 2. Loads in flight are capped: with three more stuck, the next URL is refused at once.
+    let mut fifos = vec![slow_fifo];
+    let mut stuck = Vec::new();
+    for i in 0..3 {
+        let url = format!("https://s3.amazonaws.com/echo.api/stuck-{i}.pem");
+        fifos.push(stuck_chain(&server, &url));
+        stuck.push(tokio::spawn({
+            let server = std::sync::Arc::clone(&server);
+            async move {
+                let (body, headers) = naming(&server, &PKI, &url, true);
+                server.post(body, &headers).await
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (body, headers) = naming(
+        &server,
+        &PKI,
+        "https://s3.amazonaws.com/echo.api/one-more.pem",
+        true,
+    );
+    assert_refused(&server.post(body, &headers).await, "cert-load-busy");
+    // A genuine request with its chain cached does not notice any of it.
+    genuine().await;
+    // The stuck requests are answered after a bounded wait, not held for ever.
+    let slow_result = tokio::time::timeout(std::time::Duration::from_secs(10), slow)
+        .await
+        .expect("the waiting request gets an answer")
+        .unwrap();
+    assert_refused(&slow_result, "cert-load-timeout");
+
+    // 3. A flood: made-up URLs, real chains named with signatures that do not verify, and
+    // a chain from another root. All refused; none pushes the genuine chain out.
+    let foreign = Pki::new(LeafOptions::default());
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let url = format!("https://s3.amazonaws.com/echo.api/real-{i}.pem");
+        server.install_chain(&url, &PKI.chain_pem);
+        flood.push(naming(&server, &PKI, &url, false));
+        flood.push(naming(
+            &server,
+            &PKI,
+            &format!("https://s3.amazonaws.com/echo.api/made-up-{i}.pem"),
+            true,
+        ));
+    }
+    let foreign_url = "https://s3.amazonaws.com/echo.api/foreign.pem";
+    server.install_chain(foreign_url, &foreign.chain_pem);
+    for _ in 0..5 {
+        flood.push(naming(&server, &foreign, foreign_url, true));
+    }
+    let answers = futures_util::future::join_all(flood.into_iter().map(|(body, headers)| {
+        let server = std::sync::Arc::clone(&server);
+        async move { server.post(body, &headers).await.0 }
+    }))
+    .await;
+    assert!(answers.iter().all(|s| *s == 400), "{answers:?}");
+    // The genuine chain stays cached: with its file gone, genuine requests still verify.
+    std::fs::remove_file(server.cert_dir.path().join(chain_file_name(CERT_URL))).unwrap();
+    genuine().await;
+
+    // 4. A failed load is not tried again at once, whatever failed.
+    for path in fifos {
+        release(path, "not a chain").join().unwrap();
+    }
+    for task in stuck {
+        let _ = task.await;
+    }
+    let (body, headers) = naming(&server, &PKI, slow_url, true);
+    assert_refused(&server.post(body, &headers).await, "cert-recently-failed");
+    let garbage_url = "https://s3.amazonaws.com/echo.api/garbage.pem";
+    server.install_chain(garbage_url, "not PEM");
+    for (url, pki, first) in [
+        (
+            "https://s3.amazonaws.com/echo.api/never-there.pem",
+            &*PKI,
+            "cert-not-prefetched",
+        ),
+        (garbage_url, &*PKI, "cert-unreadable"),
+        (foreign_url, &foreign, "cert-untrusted"),
+    ] {
+        let (body, headers) = naming(&server, pki, url, true);
+        let result = server.post(body, &headers).await;
+        if first != "cert-untrusted" {
+            assert_refused(&result, first);
+        }
+        let (body, headers) = naming(&server, pki, url, true);
+        assert_refused(&server.post(body, &headers).await, "cert-recently-failed");
+    }
+}
+
+/// Three replicas on one database; A's clock runs 140 s ahead (still within the 150 s it
+/// allows). What A forgets must not let a replay through C.
+async fn a_fast_replica_does_not_forget_for_the_others(backend: Backend) {
+    let b = TestServer::start_full(&PKI, backend, NO_AWS, |_| {}).await;
+    let t = b.now();
+    let replica = |clock: voxgate::clock::ManualClock| {
+        TestServer::start_on(
+            &PKI,
+            b.db.share(),
+            common::aws::sdk_config(NO_AWS),
+            clock,
+            |_| {},
+        )
+    };
+    let a = replica(voxgate::clock::ManualClock::new(t + Duration::seconds(140))).await;
+    let c = replica(voxgate::clock::ManualClock::new(t)).await;
+    // X, 100 s old, reaches B: accepted and recorded until its window ends (t + 50 s).
+    let x = bytes(&request_at("launch", t - Duration::seconds(100)));
+    assert_eq!(b.post_signed(&PKI, x.clone()).await.0, 200);
+    // Y, fresh, reaches A, whose clock already says t + 140 s.
+    let y = bytes(&request_at("launch", t));
+    assert_eq!(a.post_signed(&PKI, y).await.0, 200);
+    // X replayed to C (clock t: X is still within its window there) is still refused.
+    assert_refused(&c.post_signed(&PKI, x).await, "replayed-request");
+}
+
+#[tokio::test]
+async fn a_fast_replica_does_not_forget_for_the_others_postgres() {
+    a_fast_replica_does_not_forget_for_the_others(Backend::Postgres).await;
 }

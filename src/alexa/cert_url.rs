@@ -31,6 +31,11 @@ pub enum CertUrlError {
     /// Query or fragment in the URL (stricter than Amazon's rules).
     #[error("certificate URL carries a query or fragment")]
     QueryOrFragment,
+    /// A percent-escape or a character outside `[A-Za-z0-9._/-]` in the path (stricter
+    /// than Amazon's rules: S3 would decode `%65` to `e`, naming the same object under a
+    /// new cache key, so escapes would let anyone make voxgate load a chain again).
+    #[error("certificate URL path has an escape or a character outside A-Z a-z 0-9 . _ / -")]
+    PathCharacters,
 }
 
 /// A `SignatureCertChainUrl` that satisfies every rule, in its normalised form.
@@ -67,6 +72,10 @@ impl CertChainUrl {
         }
         if !url.path().starts_with(REQUIRED_PATH_PREFIX) {
             return Err(CertUrlError::Path);
+        }
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-');
+        if !url.path().bytes().all(plain) {
+            return Err(CertUrlError::PathCharacters);
         }
         Ok(Self(url))
     }
@@ -169,6 +178,26 @@ mod tests {
             (
                 "ftp://s3.amazonaws.com/echo.api/cert.pem",
                 CertUrlError::Scheme,
+            ),
+            (
+                "https://s3.amazonaws.com/echo.api/%65cho-api-cert-4.pem",
+                CertUrlError::PathCharacters,
+            ),
+            (
+                "https://s3.amazonaws.com/echo.api/echo%2Dapi-cert.pem",
+                CertUrlError::PathCharacters,
+            ),
+            (
+                "https://s3.amazonaws.com/echo.api/echo api.pem",
+                CertUrlError::PathCharacters,
+            ),
+            (
+                "https://s3.amazonaws.com/echo.api/echo-api-cert~1.pem",
+                CertUrlError::PathCharacters,
+            ),
+            (
+                "https://s3.amazonaws.com/echo.api/écho.pem",
+                CertUrlError::PathCharacters,
             ),
             ("not a url", CertUrlError::Malformed),
             ("", CertUrlError::Malformed),

@@ -70,6 +70,12 @@ pub enum VerifyError {
     /// The replay guard is full and cannot vouch for this request.
     #[error("too many recent requests to check for replays")]
     ReplayGuardFull,
+    /// Verification is off and the request came through a proxy: it is not local.
+    #[error(
+        "verification is off (--insecure-skip-verification) and the request came through a \
+         proxy, so it is not from this machine"
+    )]
+    ProxiedWhileUnverified,
     /// The shared replay ledger could not be consulted.
     #[error("the shared replay ledger failed: {0}")]
     ReplayLedger(String),
@@ -87,6 +93,7 @@ impl VerifyError {
             Self::CertUrl(CertUrlError::Path) => "cert-url-path",
             Self::CertUrl(CertUrlError::Credentials) => "cert-url-credentials",
             Self::CertUrl(CertUrlError::QueryOrFragment) => "cert-url-query",
+            Self::CertUrl(CertUrlError::PathCharacters) => "cert-url-path-characters",
             Self::MissingSignature => "missing-signature",
             Self::Sha1Only => "sha1-signature-only",
             Self::SignatureEncoding => "signature-encoding",
@@ -96,6 +103,9 @@ impl VerifyError {
             Self::Chain(ChainError::Expired) => "cert-expired",
             Self::Chain(ChainError::WrongName) => "cert-wrong-san",
             Self::Chain(ChainError::Untrusted(_)) => "cert-untrusted",
+            Self::Chain(ChainError::RecentlyFailed) => "cert-recently-failed",
+            Self::Chain(ChainError::Busy) => "cert-load-busy",
+            Self::Chain(ChainError::LoadTimeout) => "cert-load-timeout",
             Self::BadSignature => "bad-signature",
             Self::Malformed(_) => "malformed-request",
             Self::StaleTimestamp => "stale-timestamp",
@@ -104,6 +114,7 @@ impl VerifyError {
             Self::Replayed => "replayed-request",
             Self::ReplayGuardFull => "replay-guard-full",
             Self::ReplayLedger(_) => "replay-check-failed",
+            Self::ProxiedWhileUnverified => "proxied-request-unverified",
         }
     }
 }
@@ -127,19 +138,27 @@ pub struct SignatureHeaders<'a> {
     pub signature_256: Option<&'a str>,
     /// `Signature` (SHA-1): only noted, never trusted.
     pub signature_sha1: Option<&'a str>,
+    /// Whether the request carries proxy headers (`Forwarded`, `X-Forwarded-For`, …).
+    pub proxied: bool,
 }
 
 /// A record of request ids shared by every replica (the store implements it). `alexa`
 /// knows only this trait, not the store.
 #[async_trait]
 pub trait ReplayLedger: Send + Sync {
-    /// Records `request_id` until `forget_after`; false if it was already recorded.
+    /// Records `request_id` until `forget_after`; false if it was already recorded. Ids
+    /// whose own window ended before `forget_before` may be forgotten on the way: that is
+    /// the start of this request's window, measured by its own (Alexa's) timestamp, so no
+    /// replica's clock, fast or slow, decides what the others may forget.
     async fn first_sighting(
         &self,
         request_id: &str,
         forget_after: OffsetDateTime,
-        now: OffsetDateTime,
+        forget_before: OffsetDateTime,
     ) -> Result<bool, String>;
+
+    /// Makes sure what was recorded is written (at shutdown). Nothing by default.
+    async fn flush(&self) {}
 }
 
 /// Whether requests are verified.
@@ -188,6 +207,13 @@ impl RequestVerifier {
         self
     }
 
+    /// Writes what the ledger has recorded (at shutdown).
+    pub async fn flush(&self) {
+        if let Some(ledger) = &self.ledger {
+            ledger.flush().await;
+        }
+    }
+
     /// Checks a request and, if it passes, returns it parsed.
     pub async fn verify(
         &self,
@@ -199,6 +225,11 @@ impl RequestVerifier {
             Mode::Enforce(chains) => {
                 verify_signature(chains, headers, body, now).await?;
                 true
+            }
+            // A loopback listener behind a reverse proxy is not local: whoever reaches the
+            // proxy could act as Alexa.
+            Mode::InsecureSkip if headers.proxied => {
+                return Err(VerifyError::ProxiedWhileUnverified);
             }
             Mode::InsecureSkip => false,
         };
@@ -231,13 +262,17 @@ impl RequestVerifier {
             // Remembered for as long as the timestamp would still be accepted: after
             // that, the timestamp check alone refuses a replay.
             let forget_after = envelope.request.timestamp + tolerance;
-            self.replay
-                .first_sighting(&envelope.request.request_id, forget_after, now)?;
-            // The in-memory guard answers for this process; the ledger for every replica
-            // and across restarts. A ledger that cannot answer fails closed.
+            // The shared ledger answers for every replica and across restarts (and fails
+            // closed when it cannot answer); without one, an in-memory guard answers for
+            // this process.
+            if self.ledger.is_none() {
+                self.replay
+                    .first_sighting(&envelope.request.request_id, forget_after, now)?;
+            }
             if let Some(ledger) = &self.ledger {
+                let forget_before = envelope.request.timestamp - tolerance;
                 let first = ledger
-                    .first_sighting(&envelope.request.request_id, forget_after, now)
+                    .first_sighting(&envelope.request.request_id, forget_after, forget_before)
                     .await
                     .map_err(VerifyError::ReplayLedger)?;
                 if !first {
@@ -293,10 +328,10 @@ impl ReplayGuard {
         now: OffsetDateTime,
     ) -> Result<(), VerifyError> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(until) = seen.get(id) {
-            if *until >= now {
-                return Err(VerifyError::Replayed);
-            }
+        if let Some(until) = seen.get(id)
+            && *until >= now
+        {
+            return Err(VerifyError::Replayed);
         }
         if seen.len() >= self.capacity {
             seen.retain(|_, until| *until >= now);

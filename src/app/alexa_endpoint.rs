@@ -26,12 +26,25 @@ pub(super) async fn handle(
     if declared.is_some_and(|len| len > MAX_ALEXA_BODY_BYTES as u64) {
         return refuse("body-too-large", "request body is larger than 128 KiB");
     }
-    // Bounded read: a body without (or lying about) Content-Length stops at the limit.
-    let Ok(bytes) = to_bytes(body, MAX_ALEXA_BODY_BYTES).await else {
-        return refuse(
-            "body-too-large",
-            "request body is larger than 128 KiB or unreadable",
-        );
+    // Bounded read: a body without (or lying about) Content-Length stops at the limit, and
+    // the whole of it must arrive within the body timeout (a trickle does not hold a slot).
+    let read = tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_ALEXA_BODY_BYTES)).await;
+    let bytes = match read {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) if !timed_out(&error) => {
+            return refuse(
+                "body-too-large",
+                "request body is larger than 128 KiB or unreadable",
+            );
+        }
+        Ok(Err(_)) | Err(_) => {
+            warn!("refused an /alexa request: its body did not arrive in time");
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                Json(json!({"error": "request refused", "reason": "body-timeout"})),
+            )
+                .into_response();
+        }
     };
 
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -39,6 +52,14 @@ pub(super) async fn handle(
         cert_chain_url: text("signaturecertchainurl"),
         signature_256: text("signature-256"),
         signature_sha1: text("signature"),
+        proxied: [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-real-ip",
+        ]
+        .iter()
+        .any(|name| headers.contains_key(*name)),
     };
     let envelope = match state.verifier.verify(signature_headers, &bytes).await {
         Ok(envelope) => envelope,
@@ -60,6 +81,18 @@ pub(super) async fn handle(
                 .into_response()
         }
     }
+}
+
+/// Whether a body read failed because the body stalled (the router's per-chunk timeout).
+fn timed_out(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn refuse(reason: &'static str, detail: &str) -> Response {

@@ -32,7 +32,16 @@ impl RoleArn {
         };
         let rest = raw.strip_prefix("arn:").ok_or_else(bad)?;
         let (partition, rest) = rest.split_once(':').ok_or_else(bad)?;
-        if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+        if partition != "aws" {
+            // Sessions, policies and resource ARNs are built for the commercial partition;
+            // a role in aws-cn or aws-us-gov would be half supported, so it is refused.
+            if partition.starts_with("aws-") {
+                return Err(InvalidInput(format!(
+                    "'{raw}' is a role in the {partition} partition; voxgate works with the \
+                     commercial AWS partition (arn:aws:…) only, so link a role in an aws \
+                     account instead"
+                )));
+            }
             return Err(bad());
         }
         let rest = rest.strip_prefix("iam::").ok_or_else(bad)?;
@@ -188,11 +197,20 @@ mod tests {
             "arn:aws:s3:::bucket",
             "arn:aws:iam::111122223333:role/",
             "arn:evil:iam::111122223333:role/x",
+            "arn:aws-cn:iam::111122223333:role/x",
+            "arn:aws-us-gov:iam::111122223333:role/x",
             "arn:aws:iam::111122223333:role/a b",
         ] {
             assert!(RoleArn::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(format!("{arn:?}"), "RoleArn(<redacted>)");
+        let china = RoleArn::parse("arn:aws-cn:iam::111122223333:role/x").expect_err("refused");
+        assert!(
+            china
+                .to_string()
+                .contains("commercial AWS partition (arn:aws:…) only"),
+            "{china}"
+        );
     }
 
     #[test]

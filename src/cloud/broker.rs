@@ -67,12 +67,29 @@ impl fmt::Debug for AwsSession {
 }
 
 impl AwsSession {
-    /// An EC2 client acting with this session, in `region` or the account's default.
+    /// An EC2 client for reads, acting with this session, in `region` or the account's
+    /// default.
     pub fn ec2(&self, region: Option<&str>) -> aws_sdk_ec2::Client {
+        self.ec2_with(region, super::sdk::read_retries())
+    }
+
+    /// An EC2 client for a change: sent once, never retried (a retry after a lost answer
+    /// could run it twice).
+    pub fn ec2_for_change(&self, region: Option<&str>) -> aws_sdk_ec2::Client {
+        self.ec2_with(region, super::sdk::change_retries())
+    }
+
+    fn ec2_with(
+        &self,
+        region: Option<&str>,
+        retries: aws_config::retry::RetryConfig,
+    ) -> aws_sdk_ec2::Client {
         let region = region.unwrap_or(&self.default_region).to_owned();
         let config = aws_sdk_ec2::config::Builder::from(&self.sdk)
             .credentials_provider(self.credentials.clone())
             .region(aws_sdk_ec2::config::Region::new(region))
+            .timeout_config(super::sdk::timeouts())
+            .retry_config(retries)
             .build();
         aws_sdk_ec2::Client::from_conf(config)
     }
@@ -138,21 +155,30 @@ fn iam_safe(name: &str) -> String {
         .collect()
 }
 
-/// `RoleSessionName`: `voxgate-<user>`, at most 64 characters.
-pub fn role_session_name(user: &User) -> String {
-    let mut name = format!("voxgate-{}", iam_safe(&user.name));
-    name.truncate(64);
-    name
+/// A short stable suffix of the user's id (8 hex digits of its SHA-256), so two people of
+/// the same name (in two tenants) never appear as one in CloudTrail.
+fn user_suffix(user: &User) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, user.id.as_str().as_bytes());
+    hex::encode(&digest.as_ref()[..4])
 }
 
-/// `SourceIdentity`: the user's name, 2 to 64 characters.
+/// `<name>-<suffix>`, the name cut so the whole fits in `max` characters.
+fn named(prefix: &str, user: &User, max: usize) -> String {
+    let suffix = user_suffix(user);
+    let mut name = format!("{prefix}{}", iam_safe(&user.name));
+    name.truncate(max - suffix.len() - 1);
+    format!("{name}-{suffix}")
+}
+
+/// `RoleSessionName`: `voxgate-<user>-<suffix>`, at most 64 characters.
+pub fn role_session_name(user: &User) -> String {
+    named("voxgate-", user, 64)
+}
+
+/// `SourceIdentity`: `<user>-<suffix>`, 2 to 64 characters; CloudTrail shows it on every
+/// action taken with the session.
 pub fn source_identity(user: &User) -> String {
-    let mut identity = iam_safe(&user.name);
-    if identity.len() < 2 {
-        identity = format!("user-{identity}");
-    }
-    identity.truncate(64);
-    identity
+    named("", user, 64)
 }
 
 impl Broker {
@@ -172,8 +198,12 @@ impl Broker {
             UnboundKey::new(&AES_256_GCM, key.as_ref())
                 .map_err(|_| BrokerError::Sts("could not make the memory key".into()))?,
         );
+        let sts = aws_sdk_sts::config::Builder::from(&sdk)
+            .timeout_config(super::sdk::timeouts())
+            .retry_config(super::sdk::read_retries())
+            .build();
         Ok(Self {
-            sts: aws_sdk_sts::Client::new(&sdk),
+            sts: aws_sdk_sts::Client::from_conf(sts),
             sdk,
             sealer,
             clock,
@@ -264,10 +294,10 @@ impl Broker {
         // Single flight: whoever holds the slot refreshes; the others wait and reuse.
         let mut entry = slot.lock().await;
         let now = self.clock.now();
-        if let Some(cached) = entry.as_ref() {
-            if cached.expires_at - now > REFRESH_MARGIN {
-                return self.session_from(cached, &key, &account.region);
-            }
+        if let Some(cached) = entry.as_ref()
+            && cached.expires_at - now > REFRESH_MARGIN
+        {
+            return self.session_from(cached, &key, &account.region);
         }
         let (plain, expires_at) = self.assume(account, user, &policy_json, duration).await?;
         let fresh = Entry {
@@ -446,14 +476,26 @@ mod tests {
     }
 
     #[test]
-    fn session_names_are_what_iam_accepts() {
+    fn session_names_are_what_iam_accepts_and_unique_per_user() {
+        let ada = user("Ada Lovelace");
+        let suffix = user_suffix(&ada);
+        assert_eq!(suffix.len(), 8);
         assert_eq!(
-            role_session_name(&user("Ada Lovelace")),
-            "voxgate-Ada-Lovelace"
+            role_session_name(&ada),
+            format!("voxgate-Ada-Lovelace-{suffix}")
         );
-        assert_eq!(source_identity(&user("Ada Lovelace")), "Ada-Lovelace");
-        assert_eq!(source_identity(&user("x")), "user-x");
+        assert_eq!(source_identity(&ada), format!("Ada-Lovelace-{suffix}"));
+        assert_eq!(source_identity(&user("x")), format!("x-{suffix}"));
         assert_eq!(role_session_name(&user(&"a".repeat(80))).len(), 64);
         assert_eq!(source_identity(&user(&"a".repeat(80))).len(), 64);
+        assert!(
+            source_identity(&user(&"a".repeat(80))).ends_with(&suffix),
+            "the suffix survives a long name"
+        );
+        // Another person of the same name, in another tenant: another identity.
+        let mut namesake = user("Ada Lovelace");
+        namesake.id = UserId("u_2".into());
+        assert_ne!(source_identity(&namesake), source_identity(&ada));
+        assert_ne!(role_session_name(&namesake), role_session_name(&ada));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod arn;
 pub mod broker;
+pub mod sdk;
 pub mod seal;
 
 /// Loads AWS settings the standard way (environment, profile, instance metadata), with
@@ -23,10 +24,16 @@ pub fn sealer(
     sdk: &aws_config::SdkConfig,
 ) -> Result<seal::Sealer, seal::SealError> {
     match sealing {
-        crate::config::Sealing::Kms(key_id) => Ok(seal::Sealer::kms(
-            aws_sdk_kms::Client::new(sdk),
-            key_id.clone(),
-        )),
+        crate::config::Sealing::Kms(key_id) => {
+            let config = aws_sdk_kms::config::Builder::from(sdk)
+                .timeout_config(sdk::timeouts())
+                .retry_config(sdk::read_retries())
+                .build();
+            Ok(seal::Sealer::kms(
+                aws_sdk_kms::Client::from_conf(config),
+                key_id.clone(),
+            ))
+        }
         crate::config::Sealing::LocalKeyFile(path) => {
             tracing::warn!(
                 key_file = %path.display(),

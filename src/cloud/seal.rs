@@ -27,7 +27,13 @@ use zeroize::Zeroizing;
 pub const DATA_KEY_MAX_AGE: Duration = Duration::from_secs(300);
 /// A data key may seal or open at most this many values before it is dropped.
 pub const DATA_KEY_MAX_USES: u64 = 1_000;
-const DECRYPT_CACHE_ENTRIES: usize = 64;
+/// Data keys kept for sealing (one per context in use).
+const ENCRYPT_CACHE_ENTRIES: usize = 256;
+/// Data keys kept for opening.
+const DECRYPT_CACHE_ENTRIES: usize = 4096;
+/// Expired keys are swept out of both caches at most this often (and dropped with their
+/// key schedules), so a key nobody asks for again does not linger in memory.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 const MAGIC: &[u8; 4] = b"VXS1";
 const KIND_KMS: u8 = 1;
@@ -364,7 +370,12 @@ struct CachedKey {
 
 impl CachedKey {
     fn fresh(&self) -> bool {
-        self.created.elapsed() < DATA_KEY_MAX_AGE && self.uses < DATA_KEY_MAX_USES
+        self.fresh_at(Instant::now())
+    }
+
+    fn fresh_at(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.created) < DATA_KEY_MAX_AGE
+            && self.uses < DATA_KEY_MAX_USES
     }
 }
 
@@ -378,8 +389,9 @@ fn aead_key(key: &DataKey) -> Result<LessSafeKey, SealError> {
 pub struct Sealer {
     source: Box<dyn KeySource>,
     rng: SystemRandom,
-    encrypting: Mutex<HashMap<SealContext, CachedKey>>,
+    encrypting: Mutex<LruCache<SealContext, CachedKey>>,
     decrypting: Mutex<LruCache<(Vec<u8>, SealContext), CachedKey>>,
+    last_prune: Mutex<Instant>,
     kms_calls: std::sync::atomic::AtomicU64,
 }
 
@@ -400,10 +412,13 @@ impl Sealer {
         Self {
             source,
             rng: SystemRandom::new(),
-            encrypting: Mutex::new(HashMap::new()),
+            encrypting: Mutex::new(LruCache::new(
+                NonZeroUsize::new(ENCRYPT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            )),
             decrypting: Mutex::new(LruCache::new(
                 NonZeroUsize::new(DECRYPT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN),
             )),
+            last_prune: Mutex::new(Instant::now()),
             kms_calls: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -431,8 +446,56 @@ impl Sealer {
         self.kms_calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Drops every cached key past its age or uses, as of `now`.
+    fn prune(&self, now: Instant) {
+        fn sweep<K: Clone + std::hash::Hash + Eq>(
+            cache: &Mutex<LruCache<K, CachedKey>>,
+            now: Instant,
+        ) {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            let stale: Vec<K> = cache
+                .iter()
+                .filter(|(_, entry)| !entry.fresh_at(now))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in stale {
+                cache.pop(&key);
+            }
+        }
+        sweep(&self.encrypting, now);
+        sweep(&self.decrypting, now);
+    }
+
+    /// Prunes if the last sweep is long enough ago.
+    fn maybe_prune(&self) {
+        let now = Instant::now();
+        {
+            let mut last = self.last_prune.lock().unwrap_or_else(|p| p.into_inner());
+            if now.duration_since(*last) < PRUNE_EVERY {
+                return;
+            }
+            *last = now;
+        }
+        self.prune(now);
+    }
+
+    /// How many data keys are cached (for sealing, for opening).
+    pub fn cached_keys(&self) -> (usize, usize) {
+        (
+            self.encrypting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+            self.decrypting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+        )
+    }
+
     /// Seals `plaintext` for `ctx`.
     pub async fn seal(&self, plaintext: &[u8], ctx: &SealContext) -> Result<Sealed, SealError> {
+        self.maybe_prune();
         let cached = {
             let mut cache = self.encrypting.lock().unwrap_or_else(|p| p.into_inner());
             match cache.get_mut(ctx) {
@@ -457,7 +520,7 @@ impl Sealer {
                 self.encrypting
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(
+                    .put(
                         ctx.clone(),
                         CachedKey {
                             key,
@@ -485,6 +548,7 @@ impl Sealer {
         sealed: &Sealed,
         ctx: &SealContext,
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
+        self.maybe_prune();
         let bytes = sealed.as_bytes();
         if bytes.len() < 7 || &bytes[..4] != MAGIC {
             return Err(SealError::Corrupt);
@@ -633,6 +697,33 @@ mod tests {
             let err = Sealer::local_key_file(&path).expect_err("world-readable key refused");
             assert!(err.to_string().contains("chmod 600"), "{err}");
         }
+    }
+
+    #[tokio::test]
+    async fn key_caches_are_bounded_and_pruned_by_age() {
+        let (_dir, sealer) = local();
+        let mut sealed = Vec::new();
+        for i in 0..(ENCRYPT_CACHE_ENTRIES + 50) {
+            let ctx = SealContext::new("t", Purpose::TotpKey, &format!("u_{i}"));
+            sealed.push((sealer.seal(b"k", &ctx).await.expect("seal"), ctx));
+        }
+        assert_eq!(
+            sealer.cached_keys().0,
+            ENCRYPT_CACHE_ENTRIES,
+            "bounded by entries"
+        );
+        for (value, ctx) in &sealed {
+            sealer.open(value, ctx).await.expect("open");
+        }
+        assert_eq!(sealer.cached_keys().1, ENCRYPT_CACHE_ENTRIES + 50);
+        // Past their age, keys are swept out of both caches (with their key schedules).
+        sealer.prune(Instant::now() + DATA_KEY_MAX_AGE + Duration::from_secs(1));
+        assert_eq!(sealer.cached_keys(), (0, 0));
+        // And still open what they sealed, by asking the key source again.
+        let calls = sealer.key_source_calls();
+        let (value, ctx) = &sealed[0];
+        sealer.open(value, ctx).await.expect("open");
+        assert_eq!(sealer.key_source_calls(), calls + 1);
     }
 
     #[test]

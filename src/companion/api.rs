@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use tracing::{instrument, warn};
 
 use super::secret_hash;
-use crate::gate::{Challenge, Gate, GateEvent};
+use crate::audit::Actor;
+use crate::gate::{Challenge, Closing, Gate, GateEvent, State as ChallengeState};
 use crate::store::{Store, User};
 
 /// What the companion handlers share.
@@ -33,7 +34,14 @@ pub struct CompanionState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The key pairing codes are stored under.
     pub pairing_key: super::PairingKey,
+    /// Failed pairing attempts, per source and in all.
+    pub pairing_limiter: Arc<super::limit::PairingLimiter>,
+    /// Event streams open at once (each holds a permit).
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Event streams open at once, across devices; more are answered 503.
+pub const MAX_STREAMS: usize = 1024;
 
 /// The companion API's routes.
 pub fn router(state: CompanionState) -> Router {
@@ -67,13 +75,15 @@ fn internal(e: &dyn std::fmt::Display) -> Response {
     )
 }
 
-/// The user behind the request's device token.
-async fn device_user(state: &CompanionState, headers: &HeaderMap) -> Result<User, Response> {
-    device(state, headers).await.map(|(_, user)| user)
+/// A paired device making a request.
+struct Caller {
+    device_id: String,
+    token_hash: String,
+    user: User,
 }
 
-/// The device token's hash and its user.
-async fn device(state: &CompanionState, headers: &HeaderMap) -> Result<(String, User), Response> {
+/// The device behind the request's token, and its user.
+async fn device(state: &CompanionState, headers: &HeaderMap) -> Result<Caller, Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -82,7 +92,7 @@ async fn device(state: &CompanionState, headers: &HeaderMap) -> Result<(String, 
         .filter(|t| !t.is_empty())
         .ok_or_else(unauthorized)?;
     let token_hash = secret_hash(token);
-    let (_, user_id) = state
+    let (device_id, user_id) = state
         .store
         .device_user(&token_hash)
         .await
@@ -94,11 +104,40 @@ async fn device(state: &CompanionState, headers: &HeaderMap) -> Result<(String, 
         .await
         .map_err(|e| internal(&e))?
         .ok_or_else(unauthorized)?;
-    Ok((token_hash, user))
+    Ok(Caller {
+        device_id,
+        token_hash,
+        user,
+    })
+}
+
+/// 429 with how long to wait.
+fn too_many_attempts(wait: StdDuration) -> Response {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let message = format!(
+        "Too many wrong pairing codes were tried. Wait {minutes} minute{}, then type the code \
+         again (a new one from `voxgate pair` if it has expired).",
+        if minutes == 1 { "" } else { "s" }
+    );
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+        Json(json!({"error": message})),
+    )
+        .into_response()
 }
 
 #[instrument(skip_all)]
-async fn pair(State(state): State<CompanionState>, body: Bytes) -> Response {
+async fn pair(
+    State(state): State<CompanionState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> Response {
+    let source = peer.ip();
+    if let Some(wait) = state.pairing_limiter.blocked(source) {
+        warn!(%source, "pairing refused: too many failed attempts");
+        return too_many_attempts(wait);
+    }
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned));
@@ -110,9 +149,11 @@ async fn pair(State(state): State<CompanionState>, body: Bytes) -> Response {
     };
     match super::pair(
         state.store.as_ref(),
+        state.gate.audit(),
         &state.pairing_key,
         &code,
         state.gate.now(),
+        &source.to_string(),
     )
     .await
     {
@@ -122,10 +163,14 @@ async fn pair(State(state): State<CompanionState>, body: Bytes) -> Response {
             "user": {"name": paired.user.name},
         }))
         .into_response(),
-        Ok(None) => error(
-            StatusCode::BAD_REQUEST,
-            "That pairing code is unknown, already used or expired. Ask for a new one (`voxgate pair`).",
-        ),
+        Ok(None) => {
+            state.pairing_limiter.failed(source);
+            error(
+                StatusCode::BAD_REQUEST,
+                "That pairing code is unknown, was replaced by a newer one, or is already used \
+                 or expired. Ask your operator for a new one (voxgate pair).",
+            )
+        }
         Err(e) => internal(&e),
     }
 }
@@ -160,8 +205,8 @@ async fn pending_views(
 
 #[instrument(skip_all)]
 async fn challenges(State(state): State<CompanionState>, headers: HeaderMap) -> Response {
-    let user = match device_user(&state, &headers).await {
-        Ok(user) => user,
+    let user = match device(&state, &headers).await {
+        Ok(caller) => caller.user,
         Err(response) => return response,
     };
     match pending_views(&state, &user).await {
@@ -177,21 +222,22 @@ async fn challenges(State(state): State<CompanionState>, headers: HeaderMap) -> 
 /// The device unpairs itself: its token stops working at once.
 #[instrument(skip_all)]
 async fn unpair(State(state): State<CompanionState>, headers: HeaderMap) -> Response {
-    let (token_hash, _) = match device(&state, &headers).await {
-        Ok(found) => found,
+    let caller = match device(&state, &headers).await {
+        Ok(caller) => caller,
         Err(response) => return response,
     };
-    let device_id = match state.store.device_user(&token_hash).await {
-        Ok(Some((id, _))) => id,
-        Ok(None) => return unauthorized(),
-        Err(e) => return internal(&e),
-    };
-    match state
-        .store
-        .revoke_device(&device_id, state.gate.now().unix_timestamp())
-        .await
+    match super::revoke(
+        state.store.as_ref(),
+        state.gate.audit(),
+        &caller.device_id,
+        &caller.user,
+        true,
+        state.gate.now(),
+    )
+    .await
     {
-        Ok(_) => Json(json!({"device_id": device_id, "revoked": true})).into_response(),
+        Ok(true) => Json(json!({"device_id": caller.device_id, "revoked": true})).into_response(),
+        Ok(false) => unauthorized(),
         Err(e) => internal(&e),
     }
 }
@@ -202,20 +248,58 @@ async fn deny(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let user = match device_user(&state, &headers).await {
-        Ok(user) => user,
+    let caller = match device(&state, &headers).await {
+        Ok(caller) => caller,
         Err(response) => return response,
     };
-    match state.gate.challenge_of(&user, &id).await {
-        Ok(None) => return error(StatusCode::NOT_FOUND, "No such approval."),
-        Ok(Some(_)) => {}
-        Err(e) => return internal(&e),
-    }
-    match state.gate.deny(&user, &id).await {
-        Ok(Some(denied)) => Json(json!({"id": denied.id, "state": "denied"})).into_response(),
-        Ok(None) => error(StatusCode::CONFLICT, "That approval is no longer waiting."),
+    let actor = Actor::Device(caller.device_id.clone());
+    match state.gate.deny(&caller.user, &id, &actor).await {
+        Ok(Closing::Closed(denied)) => {
+            Json(json!({"id": denied.id, "state": "denied"})).into_response()
+        }
+        Ok(Closing::NotFound) => error(StatusCode::NOT_FOUND, "No such approval."),
+        Ok(Closing::TooLate(current)) => too_late_to_deny(&current),
+        Err(crate::gate::GateError::Unreadable(_)) => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": "That approval could not be read back, so voxgate closed it. Nothing ran.",
+                "state": "unreadable",
+            })),
+        )
+            .into_response(),
         Err(e) => internal(&e),
     }
+}
+
+/// 409: a deny that came too late says what became of the approval instead.
+fn too_late_to_deny(current: &Challenge) -> Response {
+    let message = match current.state {
+        ChallengeState::Approved => {
+            "Too late to deny: it was already approved with its code and is running now."
+        }
+        ChallengeState::Executed => "Too late to deny: it was already approved and has run.",
+        ChallengeState::Failed => {
+            "Too late to deny: it was already approved, but it failed, so nothing was changed."
+        }
+        ChallengeState::OutcomeUnknown => {
+            "Too late to deny: it was already approved; whether it ran is unknown, so check the \
+             resource."
+        }
+        ChallengeState::Denied => "It was already denied. Nothing ran.",
+        ChallengeState::Cancelled => "It was already cancelled by voice. Nothing ran.",
+        ChallengeState::TooManyWrongCodes => {
+            "It was already cancelled after too many wrong codes. Nothing ran."
+        }
+        ChallengeState::Replaced => "It was already replaced by a newer request. Nothing ran.",
+        ChallengeState::Expired => "It had already expired. Nothing ran.",
+        ChallengeState::Unreadable => "It could not be read back and was closed. Nothing ran.",
+        ChallengeState::Pending => "It is still waiting; try again.",
+    };
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"error": message, "state": current.state})),
+    )
+        .into_response()
 }
 
 /// Server-Sent Events for one user: `challenges` (the pending list with current codes) at
@@ -224,11 +308,18 @@ async fn deny(
 /// `failed`).
 #[instrument(skip_all)]
 async fn events(State(state): State<CompanionState>, headers: HeaderMap) -> Response {
-    let (token_hash, user) = match device(&state, &headers).await {
-        Ok(found) => found,
+    let caller = match device(&state, &headers).await {
+        Ok(caller) => caller,
         Err(response) => return response,
     };
-    let stream = event_stream(state, user, token_hash);
+    let Ok(permit) = Arc::clone(&state.streams).try_acquire_owned() else {
+        warn!("refused an event stream: too many open");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "voxgate has too many live connections right now; the app will retry.",
+        );
+    };
+    let stream = event_stream(state, caller.user, caller.token_hash, permit);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(StdDuration::from_secs(15)))
         .into_response()
@@ -243,6 +334,8 @@ struct StreamState {
     started: bool,
     /// Seconds from the last snapshot to the next code roll.
     roll: u64,
+    /// Held while the stream is open.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl StreamState {
@@ -283,6 +376,7 @@ fn event_stream(
     state: CompanionState,
     user: User,
     token_hash: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let events = state.gate.subscribe();
     let start = StreamState {
@@ -293,6 +387,7 @@ fn event_stream(
         queue: std::collections::VecDeque::new(),
         started: false,
         roll: crate::gate::STEP_SECONDS,
+        _permit: permit,
     };
     futures_util::stream::unfold(start, |mut s| async move {
         loop {

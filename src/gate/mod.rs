@@ -1,25 +1,32 @@
 //! The gate: critical operations are held as challenges until the person speaks the
 //! one-time code their companion app shows next to the operation's summary.
 //!
-//! The code is RFC 6238 TOTP (SHA-1, 6 digits, 30 s steps, ±1 step) over
-//! `K_op = HMAC-SHA256(K_user, digest)`: a code for one operation can never approve another,
-//! and any change of parameters changes the code. A code approves exactly one pending
-//! challenge, once: the transition pending→approved is one atomic statement in the store,
-//! and the matched time step is recorded so the same code is refused afterwards (RFC 6238
-//! §5.2). Wrong codes are limited per challenge (5, then it is cancelled) and per user
+//! Codes are bound to the user, the operation and the challenge ([`code`]). A code approves
+//! exactly one pending challenge, once: the move pending→approved is one atomic statement in
+//! the store. Wrong codes are limited per challenge (5, then it is cancelled) and per user
 //! across challenges, sessions and devices (a lockout with growing delay that only a right
-//! code resets). Every decision is appended to the audit log.
+//! code resets).
+//!
+//! Every decision is a state change and its audit record written in one transaction, so one
+//! never exists without the other: if the record cannot be written, the decision is not
+//! taken. Running the operation itself cannot be part of a transaction; its approval is
+//! recorded before and its outcome after, and an outcome that cannot be known is recorded as
+//! such ([`State::OutcomeUnknown`]) and never retried.
 //!
 //! Knows the store, the sealer and the audit log; nothing of HTTP or Alexa.
 
+pub mod challenge;
+pub mod code;
+
 use std::sync::Arc;
 
-use ring::hmac;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use crate::audit::{AuditLog, Entry, Outcome};
+pub use self::challenge::{Challenge, State, Verdict};
+pub use self::code::{CurrentCode, STEP_SECONDS, SpokenCode};
+use crate::audit::{Actor, AuditLog, Entry, Outcome, Unrecorded};
 use crate::clock::Clock;
 use crate::cloud::seal::{Purpose, SealContext, SealError, Sealer};
 use crate::ops::ec2::InstanceOperation;
@@ -35,186 +42,10 @@ pub const LOCKOUT_AFTER: i64 = 3;
 pub const FIRST_LOCKOUT: Duration = Duration::seconds(30);
 /// The longest lockout.
 pub const MAX_LOCKOUT: Duration = Duration::hours(1);
-/// An approval whose outcome is not recorded after this long is closed as failed.
-pub const STALE_APPROVAL: Duration = Duration::minutes(10);
-/// TOTP step (RFC 6238 §4).
-pub const STEP_SECONDS: u64 = 30;
-
-/// A spoken code: 1 to 6 digits, left-padded to 6 ("81804" is "081804"). Alexa sends
-/// AMAZON.NUMBER values as strings; they stay strings.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SpokenCode(String);
-
-impl SpokenCode {
-    /// Parses what Alexa heard; anything but 1 to 6 digits is no code.
-    pub fn parse(spoken: &str) -> Option<Self> {
-        let spoken = spoken.trim();
-        let valid = (1..=6).contains(&spoken.len()) && spoken.bytes().all(|b| b.is_ascii_digit());
-        valid.then(|| Self(format!("{spoken:0>6}")))
-    }
-
-    /// The six digits.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SpokenCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SpokenCode(<redacted>)")
-    }
-}
-
-/// Where a challenge stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// Waiting for its code.
-    Pending,
-    /// Its code was spoken; the operation is about to run.
-    Approved,
-    /// The operation ran.
-    Executed,
-    /// The operation failed.
-    Failed,
-    /// Denied in the app.
-    Denied,
-    /// Cancelled by voice, or by too many wrong codes.
-    Cancelled,
-    /// Replaced by a newer operation.
-    Replaced,
-    /// Its time ran out.
-    Expired,
-}
-
-impl State {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Approved => "approved",
-            Self::Executed => "executed",
-            Self::Failed => "failed",
-            Self::Denied => "denied",
-            Self::Cancelled => "cancelled",
-            Self::Replaced => "replaced",
-            Self::Expired => "expired",
-        }
-    }
-
-    fn parse(name: &str) -> Self {
-        match name {
-            "pending" => Self::Pending,
-            "approved" => Self::Approved,
-            "executed" => Self::Executed,
-            "failed" => Self::Failed,
-            "denied" => Self::Denied,
-            "replaced" => Self::Replaced,
-            "expired" => Self::Expired,
-            _ => Self::Cancelled,
-        }
-    }
-}
-
-/// A held operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// `c_…`.
-    pub id: String,
-    /// Tenant.
-    pub tenant_id: String,
-    /// User.
-    pub user_id: UserId,
-    /// The operation.
-    pub operation: InstanceOperation,
-    /// Canonical summary.
-    pub summary: String,
-    /// Digest.
-    pub digest: String,
-    /// State.
-    pub state: State,
-    /// When it was held.
-    pub created_at: OffsetDateTime,
-    /// When it stops waiting.
-    pub expires_at: OffsetDateTime,
-    /// Wrong codes so far.
-    pub wrong_codes: i64,
-}
-
-fn timestamp(seconds: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-impl TryFrom<ChallengeRow> for Challenge {
-    type Error = GateError;
-
-    fn try_from(row: ChallengeRow) -> Result<Self, GateError> {
-        let operation: InstanceOperation =
-            serde_json::from_str(&row.operation).map_err(|_| GateError::Corrupt(row.id.clone()))?;
-        // What runs must be what the code was made for.
-        if operation.digest() != row.digest {
-            return Err(GateError::Corrupt(row.id));
-        }
-        Ok(Self {
-            operation,
-            id: row.id,
-            tenant_id: row.tenant_id,
-            user_id: UserId(row.user_id),
-            summary: row.summary,
-            digest: row.digest,
-            state: State::parse(&row.state),
-            created_at: timestamp(row.created_at),
-            expires_at: timestamp(row.expires_at),
-            wrong_codes: row.wrong_codes,
-        })
-    }
-}
-
-/// The code the companion app shows for a challenge right now.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CurrentCode {
-    /// Six digits.
-    pub code: String,
-    /// Seconds until the next code.
-    pub seconds_left_in_step: u64,
-}
-
-impl std::fmt::Debug for CurrentCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CurrentCode")
-            .field("code", &"<redacted>")
-            .field("seconds_left_in_step", &self.seconds_left_in_step)
-            .finish()
-    }
-}
-
-/// What became of a spoken code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Right code: the challenge is approved; the caller runs the operation now.
-    Approved(Challenge),
-    /// Wrong code; this many tries are left.
-    WrongCode {
-        /// Tries left on this challenge.
-        tries_left: i64,
-        /// The challenge.
-        challenge: Challenge,
-    },
-    /// Wrong code, and the last allowed: the challenge is cancelled.
-    TooManyWrongCodes(Challenge),
-    /// The user is locked out for this long; the code was not checked.
-    LockedOut(Duration),
-    /// The code was already used (or the challenge already approved by it).
-    Reused(Challenge),
-    /// The challenge's time ran out.
-    Expired(Challenge),
-    /// The challenge ended otherwise (denied, cancelled, replaced).
-    Closed(Challenge),
-    /// Nothing is waiting for a code.
-    NothingPending,
-    /// Another code for the same challenge is being checked right now; try again.
-    Busy,
-}
+/// An approval whose outcome is not recorded after this long cannot be running any more
+/// (every AWS call has a deadline well inside Alexa's 8 s): voxgate stopped while running
+/// it, so it is closed as outcome-unknown.
+pub const STALE_APPROVAL: Duration = Duration::minutes(2);
 
 /// Why the gate could not do its job.
 #[derive(Debug, thiserror::Error)]
@@ -225,18 +56,30 @@ pub enum GateError {
     /// The user's key could not be sealed or opened.
     #[error("user key: {0}")]
     Seal(#[from] SealError),
-    /// A stored challenge cannot be read.
-    #[error("challenge {0} is unreadable")]
-    Corrupt(String),
+    /// A stored challenge cannot be read; it was closed as unreadable.
+    #[error("challenge {0} is unreadable; it was closed and nothing ran")]
+    Unreadable(String),
     /// The user already has a pending challenge.
     #[error("another challenge is pending")]
     AlreadyPending(Box<Challenge>),
-    /// No randomness.
+    /// No randomness, or no code generator.
     #[error("no randomness available")]
     Random,
     /// The decision could not be recorded, so it was not taken.
     #[error("the audit log could not record the decision; nothing was done")]
     Unrecorded,
+}
+
+impl From<Unrecorded> for GateError {
+    fn from(_: Unrecorded) -> Self {
+        Self::Unrecorded
+    }
+}
+
+impl From<code::CodeError> for GateError {
+    fn from(_: code::CodeError) -> Self {
+        Self::Random
+    }
 }
 
 /// A change the companion app shows live.
@@ -246,11 +89,42 @@ pub struct GateEvent {
     pub user_id: String,
     /// Which challenge.
     pub challenge_id: String,
-    /// What happened: created, confirmed, denied, cancelled, replaced, expired, executed,
-    /// failed.
+    /// What happened: created, confirmed, denied, cancelled, too-many-wrong-codes, replaced,
+    /// expired, executed, failed, outcome-unknown, unreadable.
     pub kind: String,
     /// The operation's summary.
     pub summary: String,
+}
+
+/// How an approved operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// It ran; the AWS request id, if AWS gave one.
+    Executed(Option<String>),
+    /// It did not run (refused, or failed before anything changed); why.
+    Failed(String),
+    /// Whether it ran cannot be known (no answer in time); why.
+    Unknown(String),
+}
+
+/// What became of a deny or a cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// It was waiting and is now over for good.
+    Closed(Challenge),
+    /// It had already left `pending` (approved and running, expired, …): see its state.
+    TooLate(Challenge),
+    /// No such challenge of this user.
+    NotFound,
+}
+
+/// What became of a recorded outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Recorded.
+    Recorded,
+    /// The challenge was no longer approved (another outcome is on record); nothing written.
+    AlreadyClosed(State),
 }
 
 /// Holds and confirms challenges.
@@ -271,22 +145,26 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-/// The TOTP generator for one operation: `K_op = HMAC-SHA256(K_user, digest)`.
-fn totp_for(user_key: &[u8], digest: &str) -> Result<totp_rs::Totp, GateError> {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, user_key);
-    let k_op = Zeroizing::new(hmac::sign(&key, digest.as_bytes()).as_ref().to_vec());
-    totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_skew(1)
-        .with_step_duration(STEP_SECONDS)
-        .with_secret(k_op.to_vec())
-        .build()
-        .map_err(|_| GateError::Corrupt("totp".into()))
-}
-
 fn unix(at: OffsetDateTime) -> u64 {
     u64::try_from(at.unix_timestamp()).unwrap_or(0)
+}
+
+/// The event kind a state change is shown as in the app.
+fn event_kind(outcome: Outcome) -> Option<&'static str> {
+    Some(match outcome {
+        Outcome::Held => "created",
+        Outcome::Confirmed => "confirmed",
+        Outcome::Denied => "denied",
+        Outcome::Cancelled => "cancelled",
+        Outcome::TooManyWrongCodes => "too-many-wrong-codes",
+        Outcome::Replaced => "replaced",
+        Outcome::Expired => "expired",
+        Outcome::Executed => "executed",
+        Outcome::Failed => "failed",
+        Outcome::OutcomeUnknown => "outcome-unknown",
+        Outcome::Unreadable => "unreadable",
+        _ => return None,
+    })
 }
 
 impl Gate {
@@ -327,7 +205,16 @@ impl Gate {
         }
     }
 
-    async fn publish(&self, event: GateEvent) {
+    async fn publish(&self, user_id: &str, challenge_id: &str, summary: &str, outcome: Outcome) {
+        let Some(kind) = event_kind(outcome) else {
+            return;
+        };
+        let event = GateEvent {
+            user_id: user_id.to_owned(),
+            challenge_id: challenge_id.to_owned(),
+            kind: kind.to_owned(),
+            summary: summary.to_owned(),
+        };
         let payload = serde_json::to_string(&event).unwrap_or_default();
         match self.store.publish_event(&payload).await {
             Ok(true) => {}
@@ -357,75 +244,51 @@ impl Gate {
         &self.audit
     }
 
-    async fn record(
-        &self,
-        challenge: &Challenge,
-        outcome: Outcome,
-        detail: &str,
-        aws_request_id: Option<String>,
-    ) -> bool {
-        let kind = match outcome {
-            Outcome::Held => Some("created"),
-            Outcome::Confirmed => Some("confirmed"),
-            Outcome::Denied => Some("denied"),
-            Outcome::Cancelled => Some("cancelled"),
-            Outcome::Replaced => Some("replaced"),
-            Outcome::Expired => Some("expired"),
-            Outcome::Executed => Some("executed"),
-            Outcome::Failed => Some("failed"),
-            Outcome::LockedOut if detail.starts_with("too many") => Some("cancelled"),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            self.publish(GateEvent {
-                user_id: challenge.user_id.as_str().to_owned(),
-                challenge_id: challenge.id.clone(),
-                kind: kind.to_owned(),
-                summary: challenge.summary.clone(),
-            })
-            .await;
-        }
-        let entry = Entry {
+    fn entry(&self, challenge: &Challenge, outcome: Outcome, detail: &str, actor: &Actor) -> Entry {
+        Entry {
             at: self.clock.now().unix_timestamp(),
             tenant_id: Some(challenge.tenant_id.clone()),
             user_id: Some(challenge.user_id.as_str().to_owned()),
+            challenge_id: Some(challenge.id.clone()),
+            actor: actor.clone(),
             summary: challenge.summary.clone(),
             digest: challenge.digest.clone(),
             outcome,
             detail: detail.to_owned(),
-            aws_request_id,
-        };
-        match self.audit.append(entry).await {
-            Ok(_) => true,
-            Err(error) => {
-                tracing::error!(%error, outcome = %outcome, challenge = %challenge.id, "could not append to the audit log");
-                false
-            }
+            aws_request_id: None,
         }
     }
 
+    /// Records a refusal that changes no state (a code for an ended challenge, a locked-out
+    /// user). The refusal stands even if the record cannot be written; the failure is
+    /// logged and counted by the audit log.
+    async fn record_refusal(&self, entry: Entry) {
+        let _ = self.audit.append(&entry).await;
+    }
+
     /// Records a decision about an operation that was never held (e.g. refused by the tag
-    /// guard).
+    /// guard). The refusal stands even if the record cannot be written.
     pub async fn record_unheld(
         &self,
         user: &User,
         operation: &InstanceOperation,
         outcome: Outcome,
         detail: &str,
+        actor: &Actor,
     ) {
-        let entry = Entry {
+        self.record_refusal(Entry {
             at: self.clock.now().unix_timestamp(),
             tenant_id: Some(user.tenant_id.as_str().to_owned()),
             user_id: Some(user.id.as_str().to_owned()),
+            challenge_id: None,
+            actor: actor.clone(),
             summary: operation.summary(),
             digest: operation.digest(),
             outcome,
             detail: detail.to_owned(),
             aws_request_id: None,
-        };
-        if let Err(error) = self.audit.append(entry).await {
-            tracing::error!(%error, "could not append to the audit log");
-        }
+        })
+        .await;
     }
 
     /// The user's `K_user`, made (20 random bytes, sealed) on first use.
@@ -446,13 +309,99 @@ impl Gate {
         Ok(self.sealer.open(&sealed, &ctx).await?)
     }
 
+    /// Reads a stored challenge; one that cannot be read is closed as unreadable (audited)
+    /// and reported as [`GateError::Unreadable`].
+    async fn read(&self, row: &ChallengeRow) -> Result<Challenge, GateError> {
+        match Challenge::read(row) {
+            Some(challenge) => Ok(challenge),
+            None => {
+                self.close_unreadable(row).await;
+                Err(GateError::Unreadable(row.id.clone()))
+            }
+        }
+    }
+
+    /// Closes a row that cannot be read (tampered, or written by another version), so it
+    /// neither blocks its user nor stalls the sweeper. Nothing of it ever runs.
+    async fn close_unreadable(&self, row: &ChallengeRow) {
+        let result = async {
+            let now = self.clock.now().unix_timestamp();
+            let mut tx = self.store.begin().await?;
+            if !tx
+                .move_challenge(
+                    &row.id,
+                    &["pending", "approved"],
+                    State::Unreadable.as_str(),
+                    now,
+                )
+                .await?
+            {
+                return Ok::<bool, GateError>(false);
+            }
+            let entry = Entry {
+                at: now,
+                tenant_id: Some(row.tenant_id.clone()),
+                user_id: Some(row.user_id.clone()),
+                challenge_id: Some(row.id.clone()),
+                actor: Actor::Voxgate,
+                summary: row.summary.chars().take(500).collect(),
+                digest: row.digest.chars().take(128).collect(),
+                outcome: Outcome::Unreadable,
+                detail: "the stored operation could not be read (altered, or written by another \
+                         version of voxgate); closed, nothing ran"
+                    .into(),
+                aws_request_id: None,
+            };
+            self.audit.commit_with(tx, &entry).await?;
+            Ok(true)
+        }
+        .await;
+        match result {
+            Ok(true) => {
+                tracing::error!(challenge = %row.id, "closed an unreadable challenge; nothing ran");
+                self.publish(&row.user_id, &row.id, &row.summary, Outcome::Unreadable)
+                    .await;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::error!(%error, challenge = %row.id, "could not close an unreadable challenge");
+            }
+        }
+    }
+
     /// Holds `operation` for `user`; `AlreadyPending` if they have a challenge waiting.
     pub async fn hold(
         &self,
         user: &User,
         operation: &InstanceOperation,
+        actor: &Actor,
     ) -> Result<Challenge, GateError> {
-        if let Some(existing) = self.pending(&user.id).await? {
+        self.hold_replacing(user, None, operation, actor).await
+    }
+
+    /// Replaces the user's pending challenge `old_id` (with their consent) by `operation`.
+    pub async fn replace(
+        &self,
+        user: &User,
+        old_id: &str,
+        operation: &InstanceOperation,
+        actor: &Actor,
+    ) -> Result<Challenge, GateError> {
+        let old = self.challenge_of(user, old_id).await?;
+        self.hold_replacing(user, old.as_ref(), operation, actor)
+            .await
+    }
+
+    async fn hold_replacing(
+        &self,
+        user: &User,
+        old: Option<&Challenge>,
+        operation: &InstanceOperation,
+        actor: &Actor,
+    ) -> Result<Challenge, GateError> {
+        if old.is_none()
+            && let Some(existing) = self.pending(&user.id).await?
+        {
             return Err(GateError::AlreadyPending(Box::new(existing)));
         }
         // Make the key now, so the app can show the code at once.
@@ -463,8 +412,7 @@ impl Gate {
             tenant_id: user.tenant_id.as_str().to_owned(),
             user_id: user.id.as_str().to_owned(),
             account_id: operation.account_id.clone(),
-            operation: serde_json::to_string(operation)
-                .map_err(|_| GateError::Corrupt("operation".into()))?,
+            operation: challenge::store_operation(operation),
             summary: operation.summary(),
             digest: operation.digest(),
             state: State::Pending.as_str().to_owned(),
@@ -474,67 +422,77 @@ impl Gate {
             used_step: None,
             closed_at: None,
         };
-        match self.store.insert_challenge(&row).await {
+        let challenge = Challenge::read(&row).ok_or(GateError::Unreadable(row.id.clone()))?;
+        let mut tx = self.store.begin().await?;
+        let mut entries = Vec::new();
+        if let Some(old) = old
+            && tx
+                .move_challenge(
+                    &old.id,
+                    &["pending"],
+                    State::Replaced.as_str(),
+                    now.unix_timestamp(),
+                )
+                .await?
+        {
+            entries.push(self.entry(
+                old,
+                Outcome::Replaced,
+                "replaced by a newer operation",
+                actor,
+            ));
+        }
+        match tx.insert_challenge(&row).await {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
+                drop(tx);
                 // Lost a race with another hold for the same user.
                 let existing = self
                     .pending(&user.id)
                     .await?
-                    .ok_or(GateError::Corrupt(row.id.clone()))?;
+                    .ok_or(GateError::Unreadable(row.id.clone()))?;
                 return Err(GateError::AlreadyPending(Box::new(existing)));
             }
             Err(other) => return Err(other.into()),
         }
-        let challenge = Challenge::try_from(row)?;
-        if !self.record(&challenge, Outcome::Held, "", None).await {
-            // An operation held without a record would be approvable off the books.
-            let now = self.clock.now().unix_timestamp();
-            self.store
-                .move_challenge(&challenge.id, &["pending"], State::Cancelled.as_str(), now)
-                .await?;
-            return Err(GateError::Unrecorded);
+        entries.push(self.entry(&challenge, Outcome::Held, "", actor));
+        // An operation held without a record would be approvable off the books.
+        self.audit.commit_all(tx, &entries).await?;
+        if let Some(old) = old.filter(|_| entries.len() == 2) {
+            self.publish(
+                old.user_id.as_str(),
+                &old.id,
+                &old.summary,
+                Outcome::Replaced,
+            )
+            .await;
         }
+        self.publish(
+            challenge.user_id.as_str(),
+            &challenge.id,
+            &challenge.summary,
+            Outcome::Held,
+        )
+        .await;
         Ok(challenge)
     }
 
-    /// Replaces the user's pending challenge `old_id` (with their consent) by `operation`.
-    pub async fn replace(
-        &self,
-        user: &User,
-        old_id: &str,
-        operation: &InstanceOperation,
-    ) -> Result<Challenge, GateError> {
-        if let Some(old) = self.challenge_of(user, old_id).await? {
-            let now = self.clock.now().unix_timestamp();
-            if self
-                .store
-                .move_challenge(&old.id, &["pending"], State::Replaced.as_str(), now)
-                .await?
-            {
-                self.record(
-                    &old,
-                    Outcome::Replaced,
-                    "replaced by a newer operation",
-                    None,
-                )
-                .await;
-            }
-        }
-        self.hold(user, operation).await
-    }
-
-    /// The user's pending challenge (an expired one is expired on the way).
+    /// The user's pending challenge (an expired one is expired on the way, an unreadable
+    /// one closed).
     pub async fn pending(&self, user: &UserId) -> Result<Option<Challenge>, GateError> {
-        let Some(row) = self.store.pending_challenge(user).await? else {
-            return Ok(None);
-        };
-        let challenge = Challenge::try_from(row)?;
-        if challenge.expires_at <= self.clock.now() {
-            self.expire(&challenge).await?;
-            return Ok(None);
+        for row in self.store.pending_challenges(user).await? {
+            let challenge = match self.read(&row).await {
+                Ok(challenge) => challenge,
+                Err(GateError::Unreadable(_)) => continue,
+                Err(other) => return Err(other),
+            };
+            if challenge.expires_at <= self.clock.now() {
+                self.expire(&challenge).await?;
+                continue;
+            }
+            return Ok(Some(challenge));
         }
-        Ok(Some(challenge))
+        Ok(None)
     }
 
     /// The user's pending challenges (for the companion app).
@@ -549,7 +507,7 @@ impl Gate {
         id: &str,
     ) -> Result<Option<Challenge>, GateError> {
         match self.store.challenge(id).await? {
-            Some(row) if row.user_id == user.id.as_str() => Ok(Some(Challenge::try_from(row)?)),
+            Some(row) if row.user_id == user.id.as_str() => Ok(Some(self.read(&row).await?)),
             _ => Ok(None),
         }
     }
@@ -559,7 +517,7 @@ impl Gate {
         let key = self
             .user_key(&challenge.user_id, &challenge.tenant_id)
             .await?;
-        let totp = totp_for(&key, &challenge.digest)?;
+        let totp = code::totp_for(&key, &challenge.id, &challenge.digest)?;
         let now = unix(self.clock.now());
         Ok(CurrentCode {
             code: totp.generate(now).to_string(),
@@ -567,51 +525,80 @@ impl Gate {
         })
     }
 
-    async fn expire(&self, challenge: &Challenge) -> Result<(), GateError> {
+    /// Moves `challenge` from `from` to `to` with its audit record, in one transaction.
+    /// False if it was not in `from` (nothing written).
+    async fn transition(
+        &self,
+        challenge: &Challenge,
+        from: &[&str],
+        to: State,
+        entry: Entry,
+    ) -> Result<bool, GateError> {
         let now = self.clock.now().unix_timestamp();
-        if self
-            .store
-            .move_challenge(&challenge.id, &["pending"], State::Expired.as_str(), now)
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .move_challenge(&challenge.id, from, to.as_str(), now)
             .await?
         {
-            self.record(challenge, Outcome::Expired, "", None).await;
+            return Ok(false);
         }
-        Ok(())
+        self.audit.commit_with(tx, &entry).await?;
+        self.publish(
+            challenge.user_id.as_str(),
+            &challenge.id,
+            &challenge.summary,
+            entry.outcome,
+        )
+        .await;
+        Ok(true)
     }
 
-    /// Expires every challenge whose time is up (run periodically); returns them.
+    async fn expire(&self, challenge: &Challenge) -> Result<bool, GateError> {
+        let entry = self.entry(challenge, Outcome::Expired, "", &Actor::Voxgate);
+        self.transition(challenge, &["pending"], State::Expired, entry)
+            .await
+    }
+
+    /// Expires every challenge whose time is up and closes approvals whose outcome was never
+    /// recorded (run periodically); returns the expired ones. One row that cannot be read or
+    /// written never stops the others.
     pub async fn expire_due(&self) -> Result<Vec<Challenge>, GateError> {
         let now = self.clock.now();
-        // Approvals whose outcome was never recorded (voxgate stopped while running them)
-        // are closed as failed with an unknown outcome, so none stays open for ever.
+        // Approvals whose outcome was never recorded: voxgate stopped while running them.
+        // Whether they ran cannot be known; they are said to be unknown, never retried.
         let stale_before = (now - STALE_APPROVAL).unix_timestamp();
         for row in self.store.stale_approved(stale_before).await? {
-            let challenge = Challenge::try_from(row)?;
-            if self
-                .store
-                .move_challenge(
-                    &challenge.id,
-                    &["approved"],
-                    State::Failed.as_str(),
-                    now.unix_timestamp(),
-                )
-                .await?
+            let Some(challenge) = Challenge::read(&row) else {
+                self.close_unreadable(&row).await;
+                continue;
+            };
+            let entry = self.entry(
+                &challenge,
+                Outcome::OutcomeUnknown,
+                "voxgate stopped while running it, so whether it ran is unknown; check the \
+                 resource",
+                &Actor::Voxgate,
+            );
+            if let Err(error) = self
+                .transition(&challenge, &["approved"], State::OutcomeUnknown, entry)
+                .await
             {
-                self.record(
-                    &challenge,
-                    Outcome::Failed,
-                    "outcome unknown: voxgate stopped while running it; check the instance",
-                    None,
-                )
-                .await;
+                tracing::error!(%error, challenge = %challenge.id, "could not close a stale approval");
             }
         }
-        let rows = self.store.expire_challenges(now.unix_timestamp()).await?;
         let mut expired = Vec::new();
-        for row in rows {
-            let challenge = Challenge::try_from(row)?;
-            self.record(&challenge, Outcome::Expired, "", None).await;
-            expired.push(challenge);
+        for row in self.store.due_challenges(now.unix_timestamp()).await? {
+            let Some(challenge) = Challenge::read(&row) else {
+                self.close_unreadable(&row).await;
+                continue;
+            };
+            match self.expire(&challenge).await {
+                Ok(true) => expired.push(challenge),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, challenge = %challenge.id, "could not expire a challenge");
+                }
+            }
         }
         Ok(expired)
     }
@@ -623,20 +610,24 @@ impl Gate {
         user: &User,
         challenge_id: Option<&str>,
         spoken: &str,
+        actor: &Actor,
     ) -> Result<Verdict, GateError> {
-        let challenge = match challenge_id {
-            Some(id) => self.challenge_of(user, id).await?,
-            None => None,
+        let found = match challenge_id {
+            Some(id) => self.challenge_of(user, id).await,
+            None => Ok(None),
         };
-        let challenge = match challenge {
-            Some(c) => c,
-            None => match self.store.pending_challenge(&user.id).await? {
-                Some(row) => Challenge::try_from(row)?,
-                None => return self.nothing_pending(user, spoken).await,
+        let challenge = match found {
+            Ok(Some(challenge)) => challenge,
+            Ok(None) => match self.pending(&user.id).await? {
+                Some(challenge) => challenge,
+                None => return self.nothing_pending(user, spoken, actor).await,
             },
+            Err(GateError::Unreadable(_)) => return Ok(Verdict::Unreadable),
+            Err(other) => return Err(other),
         };
         if challenge.state != State::Pending {
-            return self.check(user, challenge, spoken).await;
+            let matched = self.matches(user, &challenge, spoken).await?.is_some();
+            return Ok(self.after_end(challenge, matched, actor).await);
         }
         // Checks of one challenge take turns (also across replicas), so each sees the wrong
         // codes and the lockout the ones before it left: guessing in parallel gains nothing.
@@ -651,12 +642,16 @@ impl Gate {
             {
                 break;
             }
-            let current = self.challenge_of(user, &challenge.id).await?;
-            match current {
-                Some(c) if c.state == State::Pending => {}
-                // It was approved, denied or closed meanwhile: check against that.
-                Some(c) => return self.check(user, c, spoken).await,
-                None => return Ok(Verdict::NothingPending),
+            match self.challenge_of(user, &challenge.id).await {
+                Ok(Some(c)) if c.state == State::Pending => {}
+                // It was approved, denied or closed meanwhile: say so.
+                Ok(Some(c)) => {
+                    let matched = self.matches(user, &c, spoken).await?.is_some();
+                    return Ok(self.after_end(c, matched, actor).await);
+                }
+                Ok(None) => return Ok(Verdict::NothingPending),
+                Err(GateError::Unreadable(_)) => return Ok(Verdict::Unreadable),
+                Err(other) => return Err(other),
             }
             if started.elapsed() > std::time::Duration::from_secs(5) {
                 return Ok(Verdict::Busy);
@@ -665,9 +660,11 @@ impl Gate {
         }
         // Whatever happens in the check, the turn is given back (only by its holder).
         let verdict = async {
-            match self.challenge_of(user, &challenge.id).await? {
-                Some(c) => self.check(user, c, spoken).await,
-                None => Ok(Verdict::NothingPending),
+            match self.challenge_of(user, &challenge.id).await {
+                Ok(Some(c)) => self.check(user, c, spoken, actor).await,
+                Ok(None) => Ok(Verdict::NothingPending),
+                Err(GateError::Unreadable(_)) => Ok(Verdict::Unreadable),
+                Err(other) => Err(other),
             }
         }
         .await;
@@ -677,125 +674,141 @@ impl Gate {
         verdict
     }
 
+    /// The TOTP step `spoken` matches for `challenge`, if it is its code right now.
+    async fn matches(
+        &self,
+        user: &User,
+        challenge: &Challenge,
+        spoken: &str,
+    ) -> Result<Option<u64>, GateError> {
+        let Some(code) = SpokenCode::parse(spoken) else {
+            return Ok(None);
+        };
+        let key = self.user_key(&user.id, user.tenant_id.as_str()).await?;
+        let totp = code::totp_for(&key, &challenge.id, &challenge.digest)?;
+        Ok(totp.check(code.as_str(), unix(self.clock.now())))
+    }
+
     /// Checks a spoken code against `challenge` as it stands (holding its turn if pending).
     async fn check(
         &self,
         user: &User,
         challenge: Challenge,
         spoken: &str,
+        actor: &Actor,
     ) -> Result<Verdict, GateError> {
         let now = self.clock.now();
-        if let Some(until) = self.store.user_locked_until(&user.id).await? {
-            if until > now.unix_timestamp() {
-                self.record(
-                    &challenge,
-                    Outcome::LockedOut,
-                    "code refused unchecked: user locked out",
-                    None,
-                )
-                .await;
-                return Ok(Verdict::LockedOut(Duration::seconds(
-                    until - now.unix_timestamp(),
-                )));
-            }
+        if let Some(until) = self.store.user_locked_until(&user.id).await?
+            && until > now.unix_timestamp()
+        {
+            self.record_refusal(self.entry(
+                &challenge,
+                Outcome::LockedOut,
+                "code refused unchecked: user locked out",
+                actor,
+            ))
+            .await;
+            return Ok(Verdict::LockedOut(Duration::seconds(
+                until - now.unix_timestamp(),
+            )));
         }
-
-        let key = self.user_key(&user.id, user.tenant_id.as_str()).await?;
-        let totp = totp_for(&key, &challenge.digest)?;
-        let code = SpokenCode::parse(spoken);
-        let matched_step = code
-            .as_ref()
-            .and_then(|c| totp.check(c.as_str(), unix(now)));
-
-        match challenge.state {
-            State::Pending => {}
-            State::Approved | State::Executed | State::Failed => {
-                return Ok(if matched_step.is_some() {
-                    self.record(
-                        &challenge,
-                        Outcome::Reuse,
-                        "code spoken again after approval",
-                        None,
-                    )
-                    .await;
-                    Verdict::Reused(challenge)
-                } else {
-                    Verdict::NothingPending
-                });
-            }
-            State::Expired => return Ok(Verdict::Expired(challenge)),
-            State::Denied | State::Cancelled | State::Replaced => {
-                return Ok(Verdict::Closed(challenge));
-            }
+        let matched_step = self.matches(user, &challenge, spoken).await?;
+        if challenge.state != State::Pending {
+            return Ok(self
+                .after_end(challenge, matched_step.is_some(), actor)
+                .await);
         }
         if challenge.expires_at <= now {
             self.expire(&challenge).await?;
-            return Ok(Verdict::Expired(challenge));
+            let mut expired = challenge;
+            expired.state = State::Expired;
+            return Ok(self.after_end(expired, matched_step.is_some(), actor).await);
         }
+        let Some(step) = matched_step else {
+            let well_formed = SpokenCode::parse(spoken).is_some();
+            return self.wrong_code(user, challenge, well_formed, actor).await;
+        };
+        let step = i64::try_from(step).unwrap_or(i64::MAX);
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .approve_challenge(&challenge.id, step, now.unix_timestamp(), MAX_WRONG_CODES)
+            .await?
+        {
+            drop(tx);
+            // Something else ended it between our look and our move: say what.
+            return Ok(match self.challenge_of(user, &challenge.id).await {
+                Ok(Some(current)) => self.after_end(current, true, actor).await,
+                Ok(None) => Verdict::NothingPending,
+                Err(GateError::Unreadable(_)) => Verdict::Unreadable,
+                Err(other) => return Err(other),
+            });
+        }
+        tx.reset_user_failures(&user.id).await?;
+        let mut approved = challenge;
+        approved.state = State::Approved;
+        // Nothing runs unless its approval is on record: both are written, or neither.
+        self.audit
+            .commit_with(tx, &self.entry(&approved, Outcome::Confirmed, "", actor))
+            .await?;
+        self.publish(
+            approved.user_id.as_str(),
+            &approved.id,
+            &approved.summary,
+            Outcome::Confirmed,
+        )
+        .await;
+        Ok(Verdict::Approved(approved))
+    }
 
-        match matched_step {
-            Some(step) => {
-                let step = i64::try_from(step).unwrap_or(i64::MAX);
-                if self
-                    .store
-                    .approve_challenge(&challenge.id, step, now.unix_timestamp())
-                    .await?
-                {
-                    self.store.reset_user_failures(&user.id).await?;
-                    let mut approved = challenge;
-                    approved.state = State::Approved;
-                    if !self.record(&approved, Outcome::Confirmed, "", None).await {
-                        // Nothing runs unless its approval is on record.
-                        self.store
-                            .move_challenge(
-                                &approved.id,
-                                &["approved"],
-                                State::Failed.as_str(),
-                                now.unix_timestamp(),
-                            )
-                            .await?;
-                        return Err(GateError::Unrecorded);
-                    }
-                    Ok(Verdict::Approved(approved))
-                } else {
-                    // Someone else's confirmation with this code won the race.
-                    self.record(
-                        &challenge,
-                        Outcome::Reuse,
-                        "code already used by a concurrent confirmation",
-                        None,
-                    )
-                    .await;
-                    Ok(Verdict::Reused(challenge))
-                }
-            }
-            None => self.wrong_code(user, challenge, code.is_some()).await,
-        }
+    /// The verdict for a code spoken to a challenge that had already ended, recorded with
+    /// the cause.
+    async fn after_end(&self, challenge: Challenge, matched: bool, actor: &Actor) -> Verdict {
+        let detail = if matched {
+            "the code was right"
+        } else {
+            "the code was not right"
+        };
+        let (outcome, verdict): (Outcome, fn(Challenge) -> Verdict) = match challenge.state {
+            State::Pending => return Verdict::Busy,
+            s if s.was_approved() && matched => (Outcome::Reuse, Verdict::AlreadyUsed),
+            s if s.was_approved() => (Outcome::CodeAfterApproval, Verdict::AlreadyApproved),
+            State::Denied => (Outcome::CodeAfterDeny, Verdict::Denied),
+            State::Cancelled => (Outcome::CodeAfterCancel, Verdict::Cancelled),
+            State::Replaced => (Outcome::CodeAfterReplace, Verdict::Replaced),
+            State::Expired => (Outcome::CodeAfterExpiry, Verdict::Expired),
+            State::TooManyWrongCodes => (Outcome::CodeAfterWrongCodes, Verdict::EndedByWrongCodes),
+            _ => return Verdict::Unreadable,
+        };
+        self.record_refusal(self.entry(&challenge, outcome, detail, actor))
+            .await;
+        verdict(challenge)
     }
 
     /// Nothing waits for a code; if the code is one that recently approved an operation,
     /// it is a reuse, and is recorded as such.
-    async fn nothing_pending(&self, user: &User, spoken: &str) -> Result<Verdict, GateError> {
-        let Some(code) = SpokenCode::parse(spoken) else {
+    async fn nothing_pending(
+        &self,
+        user: &User,
+        spoken: &str,
+        actor: &Actor,
+    ) -> Result<Verdict, GateError> {
+        if SpokenCode::parse(spoken).is_none() {
             return Ok(Verdict::NothingPending);
-        };
-        let now = self.clock.now();
-        let since = (now - Duration::minutes(10)).unix_timestamp();
-        let key = self.user_key(&user.id, user.tenant_id.as_str()).await?;
+        }
+        let since = (self.clock.now() - Duration::minutes(10)).unix_timestamp();
         for row in self.store.recently_approved(&user.id, since).await? {
-            let challenge = Challenge::try_from(row)?;
-            if totp_for(&key, &challenge.digest)?
-                .check(code.as_str(), unix(now))
-                .is_some()
-            {
-                self.record(
+            let Some(challenge) = Challenge::read(&row) else {
+                continue;
+            };
+            if self.matches(user, &challenge, spoken).await?.is_some() {
+                self.record_refusal(self.entry(
                     &challenge,
                     Outcome::Reuse,
                     "code spoken again with nothing pending",
-                    None,
-                )
+                    actor,
+                ))
                 .await;
-                return Ok(Verdict::Reused(challenge));
+                return Ok(Verdict::AlreadyUsed(challenge));
             }
         }
         Ok(Verdict::NothingPending)
@@ -806,47 +819,60 @@ impl Gate {
         user: &User,
         challenge: Challenge,
         well_formed: bool,
+        actor: &Actor,
     ) -> Result<Verdict, GateError> {
         let now = self.clock.now();
-        let failures = self.store.count_user_failure(&user.id).await?;
+        let mut tx = self.store.begin().await?;
+        let failures = tx.count_user_failure(&user.id).await?;
         if failures >= LOCKOUT_AFTER {
             let doublings = u32::try_from(failures - LOCKOUT_AFTER)
                 .unwrap_or(u32::MAX)
                 .min(16);
             let delay = (FIRST_LOCKOUT * 2_i32.pow(doublings)).min(MAX_LOCKOUT);
-            self.store
-                .lock_user(&user.id, (now + delay).unix_timestamp())
+            tx.lock_user(&user.id, (now + delay).unix_timestamp())
                 .await?;
         }
+        let Some(wrong) = tx.count_wrong_code(&challenge.id).await? else {
+            drop(tx);
+            return Ok(match self.challenge_of(user, &challenge.id).await {
+                Ok(Some(current)) => self.after_end(current, false, actor).await,
+                Ok(None) => Verdict::NothingPending,
+                Err(GateError::Unreadable(_)) => Verdict::Unreadable,
+                Err(other) => return Err(other),
+            });
+        };
         let detail = if well_formed {
             "wrong code"
         } else {
             "not a code"
         };
-        let Some(wrong) = self.store.count_wrong_code(&challenge.id).await? else {
-            return Ok(Verdict::NothingPending);
-        };
-        self.record(&challenge, Outcome::WrongCode, detail, None)
-            .await;
-        if wrong >= MAX_WRONG_CODES {
-            if self
-                .store
+        let mut entries = vec![self.entry(&challenge, Outcome::WrongCode, detail, actor)];
+        let exhausted = wrong >= MAX_WRONG_CODES
+            && tx
                 .move_challenge(
                     &challenge.id,
                     &["pending"],
-                    State::Cancelled.as_str(),
+                    State::TooManyWrongCodes.as_str(),
                     now.unix_timestamp(),
                 )
-                .await?
-            {
-                self.record(
-                    &challenge,
-                    Outcome::LockedOut,
-                    "too many wrong codes: challenge cancelled",
-                    None,
-                )
-                .await;
-            }
+                .await?;
+        if exhausted {
+            entries.push(self.entry(
+                &challenge,
+                Outcome::TooManyWrongCodes,
+                "too many wrong codes: challenge cancelled",
+                actor,
+            ));
+        }
+        self.audit.commit_all(tx, &entries).await?;
+        if exhausted {
+            self.publish(
+                challenge.user_id.as_str(),
+                &challenge.id,
+                &challenge.summary,
+                Outcome::TooManyWrongCodes,
+            )
+            .await;
             return Ok(Verdict::TooManyWrongCodes(challenge));
         }
         Ok(Verdict::WrongCode {
@@ -855,14 +881,15 @@ impl Gate {
         })
     }
 
-    /// Ends the user's challenge for good: denied in the app. False if it was not pending.
-    pub async fn deny(&self, user: &User, id: &str) -> Result<Option<Challenge>, GateError> {
-        self.close(user, id, State::Denied, Outcome::Denied).await
+    /// Ends the user's challenge for good: denied in the app.
+    pub async fn deny(&self, user: &User, id: &str, actor: &Actor) -> Result<Closing, GateError> {
+        self.close(user, id, State::Denied, Outcome::Denied, actor)
+            .await
     }
 
     /// Ends the user's challenge for good: cancelled by voice.
-    pub async fn cancel(&self, user: &User, id: &str) -> Result<Option<Challenge>, GateError> {
-        self.close(user, id, State::Cancelled, Outcome::Cancelled)
+    pub async fn cancel(&self, user: &User, id: &str, actor: &Actor) -> Result<Closing, GateError> {
+        self.close(user, id, State::Cancelled, Outcome::Cancelled, actor)
             .await
     }
 
@@ -872,97 +899,62 @@ impl Gate {
         id: &str,
         to: State,
         outcome: Outcome,
-    ) -> Result<Option<Challenge>, GateError> {
+        actor: &Actor,
+    ) -> Result<Closing, GateError> {
         let Some(challenge) = self.challenge_of(user, id).await? else {
-            return Ok(None);
+            return Ok(Closing::NotFound);
         };
-        let now = self.clock.now().unix_timestamp();
-        if self
-            .store
-            .move_challenge(&challenge.id, &["pending"], to.as_str(), now)
-            .await?
-        {
-            self.record(&challenge, outcome, "", None).await;
+        let entry = self.entry(&challenge, outcome, "", actor);
+        if self.transition(&challenge, &["pending"], to, entry).await? {
             let mut closed = challenge;
             closed.state = to;
-            return Ok(Some(closed));
+            return Ok(Closing::Closed(closed));
         }
-        Ok(None)
+        // It left `pending` first (approved and running, expired, …): say which.
+        match self.challenge_of(user, id).await? {
+            Some(current) => Ok(Closing::TooLate(current)),
+            None => Ok(Closing::NotFound),
+        }
     }
 
-    /// Records how an approved operation ended.
-    pub async fn finish(&self, challenge: &Challenge, result: Result<Option<String>, String>) {
-        let now = self.clock.now().unix_timestamp();
-        let (to, outcome, detail, request_id) = match result {
-            Ok(request_id) => (
+    /// Records how an approved operation ended. Only the first outcome is ever written: a
+    /// challenge that is no longer `approved` (e.g. the sweeper already said its outcome is
+    /// unknown) gets no second, contradicting one.
+    pub async fn finish(
+        &self,
+        challenge: &Challenge,
+        execution: Execution,
+        actor: &Actor,
+    ) -> Result<Finish, GateError> {
+        let (to, outcome, detail, request_id) = match execution {
+            Execution::Executed(request_id) => (
                 State::Executed,
                 Outcome::Executed,
                 String::new(),
                 request_id,
             ),
-            Err(detail) => (State::Failed, Outcome::Failed, detail, None),
+            Execution::Failed(detail) => (State::Failed, Outcome::Failed, detail, None),
+            Execution::Unknown(detail) => {
+                (State::OutcomeUnknown, Outcome::OutcomeUnknown, detail, None)
+            }
         };
-        match self
+        let mut entry = self.entry(challenge, outcome, &detail, actor);
+        entry.aws_request_id = request_id;
+        if self.transition(challenge, &["approved"], to, entry).await? {
+            return Ok(Finish::Recorded);
+        }
+        let state = self
             .store
-            .move_challenge(&challenge.id, &["approved"], to.as_str(), now)
-            .await
-        {
-            Ok(_) => {
-                self.record(challenge, outcome, &detail, request_id).await;
-            }
-            Err(error) => {
-                tracing::error!(%error, challenge = %challenge.id, "could not record the outcome")
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn spoken_codes_stay_strings_and_are_padded() {
-        assert_eq!(
-            SpokenCode::parse("81804").map(|c| c.as_str().to_owned()),
-            Some("081804".into())
+            .challenge(&challenge.id)
+            .await?
+            .and_then(|row| State::parse(&row.state))
+            .unwrap_or(State::Unreadable);
+        tracing::warn!(
+            challenge = %challenge.id,
+            state = state.as_str(),
+            outcome = %outcome,
+            "an outcome arrived for a challenge that already has one; not recorded"
         );
-        assert_eq!(
-            SpokenCode::parse("123456").map(|c| c.as_str().to_owned()),
-            Some("123456".into())
-        );
-        assert_eq!(
-            SpokenCode::parse(" 7 ").map(|c| c.as_str().to_owned()),
-            Some("000007".into())
-        );
-        for bad in ["", "1234567", "12a456", "-12345", "12 345", "?"] {
-            assert!(SpokenCode::parse(bad).is_none(), "{bad}");
-        }
-        assert_eq!(
-            format!("{:?}", SpokenCode::parse("123456")),
-            "Some(SpokenCode(<redacted>))"
-        );
-    }
-
-    #[test]
-    fn codes_are_bound_to_the_operation() {
-        let key = [7u8; 20];
-        let a = totp_for(&key, "digest-a").expect("totp");
-        let b = totp_for(&key, "digest-b").expect("totp");
-        let t = 1_800_000_000;
-        let code_a = a.generate(t).to_string();
-        assert_eq!(code_a.len(), 6);
-        assert!(a.check(&code_a, t).is_some());
-        assert_ne!(
-            b.generate(t).to_string(),
-            code_a,
-            "another operation, another code"
-        );
-        // ±1 step of skew, no more (RFC 6238 §5.2).
-        assert!(a.check(&code_a, t + 30).is_some());
-        assert!(a.check(&code_a, t + 61).is_none());
-        // Another user's key gives other codes.
-        let other = totp_for(&[8u8; 20], "digest-a").expect("totp");
-        assert_ne!(other.generate(t).to_string(), code_a);
+        Ok(Finish::AlreadyClosed(state))
     }
 }

@@ -271,11 +271,14 @@ impl InstanceOperation {
         )
     }
 
-    /// Exactly this action on exactly this instance.
-    pub fn policy(&self, aws_account: &str) -> SessionPolicy {
-        SessionPolicy::allow(
+    /// Exactly this action on exactly this instance, and only while it carries the managed
+    /// tag: IAM checks the tag at the moment of the call, not only voxgate before it.
+    pub fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy {
+        SessionPolicy::allow_tagged(
             &[self.action.iam_action()],
             &[&self.instance_arn(aws_account)],
+            &managed.key,
+            &managed.value,
         )
     }
 
@@ -289,7 +292,7 @@ impl InstanceOperation {
                 .instance_ids(id)
                 .send()
                 .await
-                .map_err(OpsError::from_sdk)?
+                .map_err(OpsError::from_sdk_change)?
                 .request_id()
                 .map(str::to_owned),
             Action::Stop => client
@@ -297,7 +300,7 @@ impl InstanceOperation {
                 .instance_ids(id)
                 .send()
                 .await
-                .map_err(OpsError::from_sdk)?
+                .map_err(OpsError::from_sdk_change)?
                 .request_id()
                 .map(str::to_owned),
             Action::Reboot => client
@@ -305,7 +308,7 @@ impl InstanceOperation {
                 .instance_ids(id)
                 .send()
                 .await
-                .map_err(OpsError::from_sdk)?
+                .map_err(OpsError::from_sdk_change)?
                 .request_id()
                 .map(str::to_owned),
         })
@@ -368,15 +371,17 @@ mod tests {
     }
 
     #[test]
-    fn the_session_policy_names_only_the_action_and_the_instance() {
+    fn the_session_policy_names_only_the_action_the_instance_and_the_tag() {
+        let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
         let doc: serde_json::Value =
-            serde_json::from_str(&op().policy("111122223333").to_json()).expect("json");
+            serde_json::from_str(&op().policy("111122223333", &tag).to_json()).expect("json");
         assert_eq!(
             doc["Statement"],
             serde_json::json!([{
                 "Effect": "Allow",
                 "Action": ["ec2:StopInstances"],
-                "Resource": ["arn:aws:ec2:eu-west-1:111122223333:instance/i-0abc1234567890def"]
+                "Resource": ["arn:aws:ec2:eu-west-1:111122223333:instance/i-0abc1234567890def"],
+                "Condition": {"StringEquals": {"aws:ResourceTag/voxgate:managed": "true"}}
             }])
         );
     }

@@ -13,9 +13,12 @@ pub enum OpsError {
     /// The role's permissions do not allow the call.
     #[error("AWS denied the call: {0}")]
     AccessDenied(String),
-    /// AWS could not be reached.
+    /// AWS could not be reached; the request was not sent (or was a read).
     #[error("AWS could not be reached: {0}")]
     Unreachable(String),
+    /// A change was sent but no answer came in time: whether it happened is unknown.
+    #[error("no answer from AWS to a change: {0}")]
+    NoAnswer(String),
     /// Any other AWS error.
     #[error("AWS error {code}: {message}")]
     Aws {
@@ -65,4 +68,47 @@ impl OpsError {
             },
         }
     }
+
+    /// Classifies the SDK error of a change (a call that alters the account). An error
+    /// answer from AWS means nothing changed; a request that could not even be built, or
+    /// whose connection was refused, was never sent. Anything else (a timeout, a connection
+    /// lost, an unreadable answer) means the change may or may not have happened.
+    pub fn from_sdk_change<E>(
+        error: aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>,
+    ) -> Self
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        use aws_sdk_ec2::error::SdkError;
+        match &error {
+            SdkError::ServiceError(_) => Self::from_sdk(error),
+            SdkError::ConstructionFailure(_) => Self::Aws {
+                code: "Unsent".into(),
+                message: "the request could not be built".into(),
+            },
+            SdkError::DispatchFailure(failure)
+                if never_sent(
+                    failure
+                        .as_connector_error()
+                        .map(|e| e as &(dyn std::error::Error + 'static)),
+                ) =>
+            {
+                Self::Unreachable("EC2 refused the connection".into())
+            }
+            SdkError::TimeoutError(_) => Self::NoAnswer("no answer from EC2 in time".into()),
+            _ => Self::NoAnswer("the connection to EC2 failed after sending".into()),
+        }
+    }
+}
+
+/// Whether a dispatch failure happened before anything was sent (the connection was
+/// refused): then the change certainly did not happen.
+fn never_sent(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -10,6 +10,8 @@ pub struct Statement {
     pub actions: Vec<String>,
     /// Resource ARNs, or `*` for actions without resource-level permissions.
     pub resources: Vec<String>,
+    /// `StringEquals` conditions (key, value), e.g. `aws:ResourceTag/voxgate:managed`.
+    pub string_equals: Vec<(String, String)>,
 }
 
 /// An inline session policy.
@@ -25,8 +27,21 @@ impl SessionPolicy {
             statements: vec![Statement {
                 actions: actions.iter().map(|a| (*a).to_owned()).collect(),
                 resources: resources.iter().map(|r| (*r).to_owned()).collect(),
+                string_equals: Vec::new(),
             }],
         }
+    }
+
+    /// Allows `actions` on `resources` only while they carry the tag `key`=`value`
+    /// (`aws:ResourceTag/KEY`), checked by IAM at the moment of the call.
+    pub fn allow_tagged(actions: &[&str], resources: &[&str], key: &str, value: &str) -> Self {
+        let mut policy = Self::allow(actions, resources);
+        for statement in &mut policy.statements {
+            statement
+                .string_equals
+                .push((format!("aws:ResourceTag/{key}"), value.to_owned()));
+        }
+        policy
     }
 
     /// The statements.
@@ -40,11 +55,20 @@ impl SessionPolicy {
             .statements
             .iter()
             .map(|s| {
-                json!({
+                let mut statement = json!({
                     "Effect": "Allow",
                     "Action": s.actions,
                     "Resource": s.resources,
-                })
+                });
+                if !s.string_equals.is_empty() {
+                    let equals: serde_json::Map<String, Value> = s
+                        .string_equals
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect();
+                    statement["Condition"] = json!({ "StringEquals": equals });
+                }
+                statement
             })
             .collect();
         json!({"Version": "2012-10-17", "Statement": statements}).to_string()

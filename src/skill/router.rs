@@ -16,10 +16,10 @@ use crate::alexa::envelope::{
 };
 use crate::alexa::response::{CanFulfillIntent, Card, Directive, OutputSpeech, ResponseBuilder};
 use crate::alexa::{RequestEnvelope, ResponseEnvelope};
-use crate::audit::Outcome;
+use crate::audit::{Actor, Outcome};
 use crate::cloud::arn::Region;
 use crate::cloud::broker::{Broker, BrokerError};
-use crate::gate::{Challenge, Gate, GateError, State, Verdict};
+use crate::gate::{Challenge, Closing, Execution, Gate, GateError, State, Verdict};
 use crate::identity::{Identity, Speaker};
 use crate::ops::OpsError;
 use crate::ops::ec2::{self, InstanceInfo, InstanceState};
@@ -158,6 +158,7 @@ impl Skill {
                     &operation,
                     Outcome::RefusedByTagGuard,
                     &format!("lacks {}", self.managed_tag),
+                    &actor(envelope),
                 )
                 .await;
             return turn
@@ -167,12 +168,17 @@ impl Skill {
                 })
                 .end_session(true);
         }
-        let held = match self.gate.hold(&speaking.user, &operation).await {
+        let acting = actor(envelope);
+        let held = match self.gate.hold(&speaking.user, &operation, &acting).await {
             Ok(challenge) => challenge,
             Err(GateError::AlreadyPending(old)) if old.digest == operation.digest() => *old,
             Err(GateError::AlreadyPending(old)) => match intent.confirmation_status {
                 ConfirmationStatus::Confirmed => {
-                    match self.gate.replace(&speaking.user, &old.id, &operation).await {
+                    match self
+                        .gate
+                        .replace(&speaking.user, &old.id, &operation, &acting)
+                        .await
+                    {
                         Ok(challenge) => challenge,
                         Err(error) => return turn.gate_failure(&error),
                     }
@@ -243,17 +249,25 @@ impl Skill {
             Ok(user) => user,
             Err(answer) => return answer,
         };
-        let verdict = match self.gate.confirm(&user, challenge_id, spoken).await {
+        let acting = actor(envelope);
+        let verdict = match self
+            .gate
+            .confirm(&user, challenge_id, spoken, &acting)
+            .await
+        {
             Ok(verdict) => verdict,
             Err(error) => return turn.gate_failure(&error),
         };
         match verdict {
             Verdict::Approved(challenge) => match self.accounts_of(turn, user).await {
-                Ok(speaking) => self.execute(turn, &speaking, &challenge).await,
+                Ok(speaking) => self.execute(turn, &speaking, &challenge, &acting).await,
                 Err(answer) => {
-                    self.gate
-                        .finish(&challenge, Err("the tenant has no linked account".into()))
-                        .await;
+                    self.finish(
+                        &challenge,
+                        Execution::Failed("the tenant has no linked account".into()),
+                        &acting,
+                    )
+                    .await;
                     answer
                 }
             },
@@ -267,12 +281,16 @@ impl Skill {
                     seconds: wait.whole_seconds().max(1),
                 })
                 .end_session(true),
-            Verdict::Reused(_) => turn.say(Line::CodeReused).end_session(true),
+            Verdict::AlreadyUsed(_) => turn.say(Line::CodeReused).end_session(true),
+            Verdict::AlreadyApproved(_) => turn.say(Line::AlreadyApproved).end_session(true),
+            Verdict::Denied(_) => turn.say(Line::ChallengeDenied).end_session(true),
+            Verdict::Cancelled(_) => turn.say(Line::ChallengeCancelled).end_session(true),
+            Verdict::Replaced(_) => turn.say(Line::ChallengeReplaced).end_session(true),
             Verdict::Expired(_) => turn.say(Line::ChallengeExpired).end_session(true),
-            Verdict::Closed(challenge) if challenge.state == State::Denied => {
-                turn.say(Line::ChallengeDenied).end_session(true)
+            Verdict::EndedByWrongCodes(_) => {
+                turn.say(Line::ChallengeEndedByWrongCodes).end_session(true)
             }
-            Verdict::Closed(_) => turn.say(Line::ChallengeClosed).end_session(true),
+            Verdict::Unreadable => turn.say(Line::ChallengeUnreadable).end_session(true),
             Verdict::Busy => turn.say(Line::CheckBusy).end_session(false),
             Verdict::NothingPending => turn
                 .say(Line::NothingToVerify)
@@ -281,88 +299,156 @@ impl Skill {
         }
     }
 
+    /// Records how an approved operation ended (a failure to record is logged by the gate
+    /// and the audit log; the person still hears what happened).
+    async fn finish(&self, challenge: &Challenge, execution: Execution, acting: &Actor) {
+        if let Err(error) = self.gate.finish(challenge, execution, acting).await {
+            warn!(%error, challenge = %challenge.id, "could not record the outcome");
+        }
+    }
+
     /// Runs an approved operation: the tag guard again, a session limited to exactly this
-    /// action on exactly this instance, the call, and its outcome in the audit log.
+    /// action on exactly this instance, the call, and its outcome in the audit log. The
+    /// whole run has a deadline inside Alexa's 8 s; a change that was sent but got no answer
+    /// in time is reported (and recorded) as unknown, never retried.
     async fn execute(
         &self,
         turn: &Turn,
         speaking: &Speaking,
         challenge: &Challenge,
+        acting: &Actor,
     ) -> ResponseBuilder {
         let op = &challenge.operation;
+        let sent = std::sync::atomic::AtomicBool::new(false);
+        let run = tokio::time::timeout(EXECUTION_DEADLINE, self.run(speaking, op, &sent)).await;
+        let outcome = match run {
+            Ok(outcome) => outcome,
+            Err(_) if sent.load(std::sync::atomic::Ordering::SeqCst) => {
+                Run::Unknown("no answer from AWS before the deadline".into())
+            }
+            Err(_) => Run::Unreachable("the deadline passed before the change was sent".into()),
+        };
+        let name = op.instance_name.clone();
+        match outcome {
+            Run::Done(request_id) => {
+                self.finish(challenge, Execution::Executed(request_id), acting)
+                    .await;
+                turn.say(Line::Doing {
+                    action: op.action,
+                    name,
+                })
+                .end_session(true)
+            }
+            Run::NotManaged => {
+                self.finish(
+                    challenge,
+                    Execution::Failed(format!(
+                        "refused by the tag guard: lacks {}",
+                        self.managed_tag
+                    )),
+                    acting,
+                )
+                .await;
+                turn.say(Line::NoLongerManaged { name }).end_session(true)
+            }
+            Run::NoAccount => {
+                self.finish(
+                    challenge,
+                    Execution::Failed("the account is no longer linked".into()),
+                    acting,
+                )
+                .await;
+                turn.say(Line::AwsFailed).end_session(true)
+            }
+            Run::Broker(account, error) => {
+                self.finish(challenge, Execution::Failed(error.to_string()), acting)
+                    .await;
+                turn.broker_failure(&account, &error)
+            }
+            Run::Ops(account, OpsError::NoAnswer(detail)) => {
+                warn!(account = %account.id, detail, "no answer to a change; its outcome is unknown");
+                self.finish(challenge, Execution::Unknown(detail), acting)
+                    .await;
+                turn.say(Line::OutcomeUnknown {
+                    action: op.action,
+                    name,
+                })
+                .end_session(true)
+            }
+            Run::Ops(account, error) => {
+                self.finish(challenge, Execution::Failed(error.to_string()), acting)
+                    .await;
+                turn.ops_failure(&account, &error)
+            }
+            Run::Unreachable(detail) => {
+                warn!(detail, "no change sent before the deadline");
+                self.finish(challenge, Execution::Failed(detail), acting)
+                    .await;
+                turn.say(Line::AwsUnreachable).end_session(true)
+            }
+            Run::Unknown(detail) => {
+                warn!(
+                    detail,
+                    "a change got no answer before the deadline; its outcome is unknown"
+                );
+                self.finish(challenge, Execution::Unknown(detail), acting)
+                    .await;
+                turn.say(Line::OutcomeUnknown {
+                    action: op.action,
+                    name,
+                })
+                .end_session(true)
+            }
+        }
+    }
+
+    /// The steps of [`Skill::execute`]; `sent` turns true just before the change is sent.
+    async fn run(
+        &self,
+        speaking: &Speaking,
+        op: &InstanceOperation,
+        sent: &std::sync::atomic::AtomicBool,
+    ) -> Run {
         let Some(account) = speaking
             .accounts
             .iter()
             .find(|a| a.id.as_str() == op.account_id)
         else {
-            self.gate
-                .finish(challenge, Err("the account is no longer linked".into()))
-                .await;
-            return turn.say(Line::AwsFailed).end_session(true);
+            return Run::NoAccount;
         };
-        let still_managed = async {
-            let read = self
-                .broker
-                .session(account, &speaking.user, &ec2::list_instances_policy())
-                .await?;
-            let instance =
-                ec2::describe_instance(&read.ec2(Some(&op.region)), &op.instance_id).await?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
-                instance.is_some_and(|i| self.managed_tag.marks(&i)),
-            )
+        let read = match self
+            .broker
+            .session(account, &speaking.user, &ec2::list_instances_policy())
+            .await
+        {
+            Ok(read) => read,
+            Err(error) => return Run::Broker(account.clone(), error),
         };
-        match still_managed.await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.gate
-                    .finish(
-                        challenge,
-                        Err(format!(
-                            "refused by the tag guard: lacks {}",
-                            self.managed_tag
-                        )),
-                    )
-                    .await;
-                return turn
-                    .say(Line::NoLongerManaged {
-                        name: op.instance_name.clone(),
-                    })
-                    .end_session(true);
-            }
-            Err(error) => {
-                self.gate.finish(challenge, Err(error.to_string())).await;
-                warn!(%error, "could not re-check the tag guard");
-                return turn.say(Line::AwsFailed).end_session(true);
-            }
+        match ec2::describe_instance(&read.ec2(Some(&op.region)), &op.instance_id).await {
+            Ok(Some(instance)) if self.managed_tag.marks(&instance) => {}
+            Ok(_) => return Run::NotManaged,
+            Err(error) => return Run::Ops(account.clone(), error),
         }
         let session = match self.broker.aws_account_of(account).await {
             Ok(aws_account) => {
                 self.broker
-                    .operation_session(account, &speaking.user, &op.policy(&aws_account))
+                    .operation_session(
+                        account,
+                        &speaking.user,
+                        &op.policy(&aws_account, &self.managed_tag),
+                    )
                     .await
             }
             Err(error) => Err(error),
         };
         let session = match session {
             Ok(session) => session,
-            Err(error) => {
-                self.gate.finish(challenge, Err(error.to_string())).await;
-                return turn.broker_failure(account, &error);
-            }
+            Err(error) => return Run::Broker(account.clone(), error),
         };
-        match op.execute(&session.ec2(Some(&op.region))).await {
-            Ok(request_id) => {
-                self.gate.finish(challenge, Ok(request_id)).await;
-                turn.say(Line::Doing {
-                    action: op.action,
-                    name: op.instance_name.clone(),
-                })
-                .end_session(true)
-            }
-            Err(error) => {
-                self.gate.finish(challenge, Err(error.to_string())).await;
-                turn.ops_failure(account, &error)
-            }
+        sent.store(true, std::sync::atomic::Ordering::SeqCst);
+        match op.execute(&session.ec2_for_change(Some(&op.region))).await {
+            Ok(request_id) => Run::Done(request_id),
+            Err(error) => Run::Ops(account.clone(), error),
         }
     }
 
@@ -383,13 +469,21 @@ impl Skill {
         let Some(id) = id else {
             return turn.say(Line::Goodbye).end_session(true);
         };
-        match self.gate.cancel(&user, &id).await {
-            Ok(Some(challenge)) => turn
+        match self.gate.cancel(&user, &id, &actor(envelope)).await {
+            Ok(Closing::Closed(challenge)) => turn
                 .say(Line::Cancelled {
                     summary: challenge.summary,
                 })
                 .end_session(true),
-            Ok(None) => turn.say(Line::Goodbye).end_session(true),
+            Ok(Closing::TooLate(challenge)) if challenge.state == State::Approved => turn
+                .say(Line::TooLateToCancel {
+                    summary: challenge.summary,
+                })
+                .end_session(true),
+            Ok(Closing::TooLate(_) | Closing::NotFound) => {
+                turn.say(Line::Goodbye).end_session(true)
+            }
+            Err(GateError::Unreadable(_)) => turn.say(Line::ChallengeUnreadable).end_session(true),
             Err(error) => turn.gate_failure(&error),
         }
     }
@@ -632,6 +726,36 @@ fn region_slot(intent: &Intent) -> Result<Option<Region>, String> {
         .map_err(|_| spoken.to_owned())
 }
 
+/// How long running an approved operation may take in all (the tag re-check, the session,
+/// the change), inside Alexa's 8 s.
+const EXECUTION_DEADLINE: std::time::Duration = std::time::Duration::from_millis(6500);
+
+/// How running an approved operation went.
+enum Run {
+    /// It ran; the AWS request id.
+    Done(Option<String>),
+    /// The instance lost its managed tag.
+    NotManaged,
+    /// The account is no longer linked.
+    NoAccount,
+    /// No session.
+    Broker(LinkedAccount, BrokerError),
+    /// The AWS call failed (or got no answer: [`OpsError::NoAnswer`]).
+    Ops(LinkedAccount, OpsError),
+    /// The deadline passed before the change was sent.
+    Unreachable(String),
+    /// The deadline passed after the change was sent.
+    Unknown(String),
+}
+
+/// Who is acting, for the audit log: the Alexa session (or, without one, the request).
+fn actor(envelope: &RequestEnvelope) -> Actor {
+    match &envelope.session {
+        Some(session) => Actor::AlexaSession(session.session_id.clone()),
+        None => Actor::AlexaSession(envelope.request.request_id.clone()),
+    }
+}
+
 /// What every handler of one request shares.
 struct Turn {
     locale: Locale,
@@ -686,7 +810,12 @@ impl Turn {
 
     fn gate_failure(&self, error: &GateError) -> ResponseBuilder {
         warn!(%error, "gate failure");
-        self.say(Line::InternalError).end_session(true)
+        let line = match error {
+            GateError::Unreadable(_) => Line::ChallengeUnreadable,
+            GateError::Unrecorded => Line::NotRecorded,
+            _ => Line::InternalError,
+        };
+        self.say(line).end_session(true)
     }
 
     /// Asks (again) for the instance slot of `intent`.
@@ -715,7 +844,7 @@ impl Turn {
         warn!(account = %account.id, %error, "AWS call failed");
         let line = match error {
             OpsError::AccessDenied(_) => Line::AwsAccessDenied,
-            OpsError::Unreachable(_) => Line::AwsUnreachable,
+            OpsError::Unreachable(_) | OpsError::NoAnswer(_) => Line::AwsUnreachable,
             OpsError::Aws { .. } => Line::AwsFailed,
         };
         self.say(line).end_session(true)

@@ -158,8 +158,30 @@ pub enum Line {
     ChallengeExpired,
     /// The held operation was denied in the app.
     ChallengeDenied,
-    /// The held operation was cancelled or replaced.
-    ChallengeClosed,
+    /// The held operation was cancelled by voice.
+    ChallengeCancelled,
+    /// The held operation was replaced by a newer one.
+    ChallengeReplaced,
+    /// The held operation was cancelled after too many wrong codes.
+    ChallengeEndedByWrongCodes,
+    /// The held operation could not be read; it was closed.
+    ChallengeUnreadable,
+    /// The operation was already approved; this code changes nothing.
+    AlreadyApproved,
+    /// A change was sent but AWS did not answer in time: whether it happened is unknown.
+    OutcomeUnknown {
+        /// What was asked.
+        action: crate::ops::ec2::Action,
+        /// To which instance.
+        name: String,
+    },
+    /// "cancel" came after the operation was approved: it is running.
+    TooLateToCancel {
+        /// Its summary.
+        summary: String,
+    },
+    /// The decision could not be recorded, so it was not taken.
+    NotRecorded,
     /// The held operation was cancelled by voice.
     Cancelled {
         /// Its summary.
@@ -429,7 +451,39 @@ pub fn en_us(line: &Line) -> String {
             "That approval expired, so nothing was changed. Ask again if you still want it."
         }
         Line::ChallengeDenied => "That request was denied in your voxgate app, so nothing ran.",
-        Line::ChallengeClosed => "That request was cancelled, so nothing ran.",
+        Line::ChallengeCancelled => "That request was cancelled, so nothing ran.",
+        Line::ChallengeReplaced => {
+            "That request was replaced by a newer one, so nothing ran. Say the code for the new \
+             one instead."
+        }
+        Line::ChallengeEndedByWrongCodes => {
+            "That request was cancelled after too many wrong codes, so nothing ran. Ask again if \
+             you still want it."
+        }
+        Line::ChallengeUnreadable => {
+            "I couldn't read that request back, so I closed it and nothing ran. Please ask again."
+        }
+        Line::AlreadyApproved => {
+            "That request was already approved, so I didn't run anything again."
+        }
+        Line::OutcomeUnknown { action, name } => {
+            let done = match action {
+                crate::ops::ec2::Action::Start => "started",
+                crate::ops::ec2::Action::Stop => "stopped",
+                crate::ops::ec2::Action::Reboot => "rebooted",
+            };
+            return format!(
+                "I asked AWS, but it didn't answer in time, so I can't tell whether {name} was \
+                 {done}. Please check {name} before asking again; I won't retry it."
+            );
+        }
+        Line::TooLateToCancel { summary } => {
+            return format!("Too late to cancel: {summary} was already approved and is running.");
+        }
+        Line::NotRecorded => {
+            "I couldn't record that in the audit log, so I didn't do it. Nothing was changed. \
+             Please tell your voxgate operator."
+        }
         Line::Cancelled { summary } => {
             return format!("Okay, I cancelled it: {summary}. Nothing was changed.");
         }
@@ -513,6 +567,19 @@ mod tests {
             Line::AwsAccessDenied,
             Line::AwsFailed,
             Line::AccountDetailsUnavailable,
+            Line::ChallengeCancelled,
+            Line::ChallengeReplaced,
+            Line::ChallengeEndedByWrongCodes,
+            Line::ChallengeUnreadable,
+            Line::AlreadyApproved,
+            Line::OutcomeUnknown {
+                action: crate::ops::ec2::Action::Stop,
+                name: "web-1".into(),
+            },
+            Line::TooLateToCancel {
+                summary: "Stop instance web-1".into(),
+            },
+            Line::NotRecorded,
         ]
     }
 

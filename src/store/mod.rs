@@ -6,6 +6,7 @@
 //! The store keeps secrets only sealed (see [`crate::cloud::seal`]); it never sees a
 //! plaintext role ARN, ExternalId, key or token.
 
+mod ledger;
 pub mod model;
 mod sql;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use ledger::{LocalReplayLedger, StoreReplayLedger, replay_ledger};
 pub use model::*;
 pub use sql::SqlStore;
 
@@ -42,16 +44,41 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// Another process is serving from this SQLite database.
+    #[error(
+        "another voxgate serve is already using the SQLite database {0}: SQLite is served by one \
+         process (stop the other one, or run several replicas on PostgreSQL)"
+    )]
+    AlreadyServed(String),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
 }
+
+/// Held while this process serves from a store that allows one serving process (SQLite):
+/// an exclusive lock on a file beside the database, released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct ServingClaim(#[allow(dead_code)] std::fs::File);
 
 /// Everything voxgate keeps.
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Which backend this is ("sqlite" or "postgres").
     fn backend(&self) -> &'static str;
+
+    /// Whether several processes may serve from this store at once (PostgreSQL). SQLite
+    /// is served by one process: see [`Store::claim_for_serving`].
+    fn shared(&self) -> bool;
+
+    /// Claims the store for this serving process where only one may serve (waiting a few
+    /// seconds for one that is stopping); `AlreadyServed` if another keeps it. `None` where
+    /// any number may serve.
+    async fn claim_for_serving(&self) -> Result<Option<ServingClaim>, StoreError>;
+
+    /// Recorded request ids whose window has not ended at `now` (to reload a replay guard
+    /// kept in memory).
+    async fn live_request_ids(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// Adds a tenant; its name must be new (regardless of case).
     async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError>;
@@ -86,14 +113,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Payloads published by any replica (this one included), if the backend carries them.
     fn event_feed(&self) -> Option<tokio::sync::broadcast::Receiver<String>>;
 
-    /// Records an Alexa request id until `expires_at`; false if it is already recorded
-    /// (a replay). Forgets expired ids on the way.
-    async fn record_request_id(
+    /// Records Alexa request ids, each until its expiry, in one statement; for each, true
+    /// if it was new, false if it was already recorded (a replay). Ids repeated within the
+    /// batch must not be passed (the ledger drops them first).
+    async fn record_request_ids(
         &self,
-        request_id: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+        sightings: &[(String, i64)],
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Forgets request ids that expired before `before`; how many.
+    async fn forget_request_ids(&self, before: i64) -> Result<u64, StoreError>;
 
     /// Stores one of voxgate's own sealed secrets unless one by that name exists; returns
     /// the one stored (so replicas racing to create it agree).
@@ -111,45 +139,41 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// A user by id.
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
-    /// Stores a pairing code's hash for `user`, valid until `expires_at`.
-    async fn add_pairing_code(
-        &self,
-        code_hash: &str,
-        user: &UserId,
-        expires_at: i64,
-    ) -> Result<(), StoreError>;
-    /// Uses a pairing code once: the user it was for, if it exists, is unused and unexpired.
-    async fn use_pairing_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-    ) -> Result<Option<UserId>, StoreError>;
-    /// Adds a device with its token's hash.
-    async fn add_device(
-        &self,
-        device_id: &str,
-        user: &UserId,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<(), StoreError>;
+    /// The unused, unvoided, unexpired pairing codes of `user` (for tests and the CLI).
+    async fn live_pairing_codes(&self, user: &UserId, now: i64) -> Result<i64, StoreError>;
     /// The user of the unrevoked device with this token hash.
     async fn device_user(&self, token_hash: &str) -> Result<Option<(String, UserId)>, StoreError>;
     /// Devices, of one user or all.
     async fn devices(&self, user: Option<&UserId>) -> Result<Vec<Device>, StoreError>;
-    /// Revokes a device; false if there is no such unrevoked device.
-    async fn revoke_device(&self, device_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// A device by id.
+    async fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError>;
 
-    /// The last audit record's sequence number and hash.
-    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
-    /// Inserts an audit record; `Duplicate` if its sequence number is taken.
-    async fn insert_audit(&self, record: &crate::audit::Record) -> Result<(), StoreError>;
     /// Audit records after `after_seq`, oldest first, at most `limit`, of one tenant or all.
     async fn audit_records(
         &self,
         tenant: Option<&TenantId>,
         after_seq: i64,
         limit: i64,
-    ) -> Result<Vec<crate::audit::Record>, StoreError>;
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Every audit record about one challenge, oldest first.
+    async fn audit_of_challenge(&self, challenge_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The newest `limit` audit records, of one tenant or all, oldest first.
+    async fn audit_tail(
+        &self,
+        tenant: Option<&TenantId>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The last audit record's sequence number and hash, as the records say.
+    async fn audit_last(&self) -> Result<Option<(i64, String)>, StoreError>;
+    /// The audit record at `seq`.
+    async fn audit_record(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError>;
+    /// Appends one audit record on its own (a transaction of one).
+    async fn append_audit(
+        &self,
+        draft: &AuditDraft,
+        chain: &dyn ChainSealer,
+    ) -> Result<AuditRecord, StoreError>;
+
     /// The user's sealed TOTP key, if one was made.
     async fn totp_key(
         &self,
@@ -162,31 +186,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         key: &crate::cloud::seal::Sealed,
     ) -> Result<crate::cloud::seal::Sealed, StoreError>;
 
-    /// Adds a pending challenge; `Duplicate` if the user already has one.
-    async fn insert_challenge(&self, challenge: &ChallengeRow) -> Result<(), StoreError>;
     /// A challenge by id.
     async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError>;
-    /// The user's pending challenge.
-    async fn pending_challenge(&self, user: &UserId) -> Result<Option<ChallengeRow>, StoreError>;
+    /// The user's pending challenges, newest first.
+    async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError>;
     /// The user's challenges approved by a code since `since` (for reuse detection).
     async fn recently_approved(
         &self,
         user: &UserId,
         since: i64,
     ) -> Result<Vec<ChallengeRow>, StoreError>;
-    /// Pending challenges of a user (for the companion app), newest first.
-    async fn pending_challenges(&self, user: &UserId) -> Result<Vec<ChallengeRow>, StoreError>;
-    /// Moves a pending, unexpired challenge to `approved` with the code's step. True for
-    /// exactly one caller, whatever the concurrency (also across replicas).
-    async fn approve_challenge(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError>;
-    /// Moves a challenge from one of `from` to `to`. True if it moved.
-    async fn move_challenge(
-        &self,
-        id: &str,
-        from: &[&str],
-        to: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    /// Challenges still `approved` (approved, outcome never recorded) since before `before`.
+    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError>;
+    /// Pending challenges whose time is up at `now`.
+    async fn due_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError>;
     /// Takes the turn to check a code of a pending challenge for `owner` until `until`,
     /// unless someone holds it past `now`. True if taken.
     async fn take_check_turn(
@@ -198,52 +211,81 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<bool, StoreError>;
     /// Gives the turn back, if `owner` still holds it.
     async fn release_check_turn(&self, id: &str, owner: &str) -> Result<(), StoreError>;
-    /// Counts a wrong code against a pending challenge; the new count, or `None` if it is
-    /// no longer pending.
-    async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError>;
-    /// Challenges still `approved` (approved, outcome never recorded) since before `before`.
-    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError>;
-    /// Expires every pending challenge whose time is up; returns them.
-    async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError>;
-
-    /// Counts a wrong code against the user; the new consecutive count.
-    async fn count_user_failure(&self, user: &UserId) -> Result<i64, StoreError>;
-    /// Locks the user out until `until` (Unix seconds).
-    async fn lock_user(&self, user: &UserId, until: i64) -> Result<(), StoreError>;
-    /// Forgets the user's wrong codes (after a right one).
-    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError>;
     /// Until when the user is locked out (Unix seconds), if they have failures on record.
     async fn user_locked_until(&self, user: &UserId) -> Result<Option<i64>, StoreError>;
 
-    /// The newest `limit` audit records, of one tenant or all, oldest first.
-    async fn audit_tail(
-        &self,
-        tenant: Option<&TenantId>,
-        limit: i64,
-    ) -> Result<Vec<crate::audit::Record>, StoreError>;
+    /// Starts a transaction: state changes and the audit records that tell them, written
+    /// together or not at all. Dropping it without [`StoreTx::commit`] rolls it back.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError>;
 }
 
-/// The store as the verifier's shared replay ledger.
-#[derive(Debug, Clone)]
-pub struct StoreReplayLedger(pub Arc<dyn Store>);
-
+/// One transaction. Every decision of the gate, pairing and revocation is a state change
+/// and its audit record in one of these, so neither exists without the other.
 #[async_trait]
-impl crate::alexa::verify::ReplayLedger for StoreReplayLedger {
-    async fn first_sighting(
-        &self,
-        request_id: &str,
-        forget_after: time::OffsetDateTime,
-        now: time::OffsetDateTime,
-    ) -> Result<bool, String> {
-        self.0
-            .record_request_id(
-                request_id,
-                forget_after.unix_timestamp(),
-                now.unix_timestamp(),
-            )
-            .await
-            .map_err(|e| e.to_string())
-    }
+pub trait StoreTx: Send {
+    /// Adds a pending challenge; `Duplicate` if the user already has one.
+    async fn insert_challenge(&mut self, challenge: &ChallengeRow) -> Result<(), StoreError>;
+    /// Moves a pending, unexpired challenge with fewer than `max_wrong` wrong codes to
+    /// `approved` with the code's step. True for exactly one caller, whatever the
+    /// concurrency (also across replicas).
+    async fn approve_challenge(
+        &mut self,
+        id: &str,
+        step: i64,
+        now: i64,
+        max_wrong: i64,
+    ) -> Result<bool, StoreError>;
+    /// Moves a challenge from one of `from` to `to`. True if it moved.
+    async fn move_challenge(
+        &mut self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Counts a wrong code against a pending challenge; the new count, or `None` if it is
+    /// no longer pending.
+    async fn count_wrong_code(&mut self, id: &str) -> Result<Option<i64>, StoreError>;
+    /// Counts a wrong code against the user; the new consecutive count.
+    async fn count_user_failure(&mut self, user: &UserId) -> Result<i64, StoreError>;
+    /// Locks the user out until `until` (Unix seconds).
+    async fn lock_user(&mut self, user: &UserId, until: i64) -> Result<(), StoreError>;
+    /// Forgets the user's wrong codes (after a right one).
+    async fn reset_user_failures(&mut self, user: &UserId) -> Result<(), StoreError>;
+    /// Stores a pairing code's hash for `user`, valid until `expires_at`, and voids the
+    /// user's older unused codes; how many were voided.
+    async fn add_pairing_code(
+        &mut self,
+        code_hash: &str,
+        user: &UserId,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+    /// Uses a pairing code once: the user it was for, if it exists and is unused, unvoided
+    /// and unexpired.
+    async fn use_pairing_code(
+        &mut self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError>;
+    /// Adds a device with its token's hash.
+    async fn add_device(
+        &mut self,
+        device_id: &str,
+        user: &UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Revokes a device; false if there is no such unrevoked device.
+    async fn revoke_device(&mut self, device_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Appends an audit record at the chain's head (held until the transaction ends).
+    async fn append_audit(
+        &mut self,
+        draft: &AuditDraft,
+        chain: &dyn ChainSealer,
+    ) -> Result<AuditRecord, StoreError>;
+    /// Makes it all durable.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store at `url` (applying migrations): `sqlite://FILE`, a plain file path, or

@@ -272,6 +272,74 @@ pub struct ChallengeRow {
     pub closed_at: Option<i64>,
 }
 
+/// A record of the audit log as stored. The store keeps records and hands out the chain's
+/// head inside a transaction; what a record's hash is made of is the audit module's business
+/// (see [`ChainSealer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    /// Tenant id.
+    pub tenant_id: Option<String>,
+    /// User id.
+    pub user_id: Option<String>,
+    /// The challenge the record is about, if any.
+    pub challenge_id: Option<String>,
+    /// Who acted: `alexa-session:…`, `device:…`, `operator` or `voxgate`.
+    pub actor: Option<String>,
+    /// Summary.
+    pub summary: String,
+    /// Digest.
+    pub digest: String,
+    /// Outcome name.
+    pub outcome: String,
+    /// Detail.
+    pub detail: String,
+    /// AWS request id.
+    pub aws_request_id: Option<String>,
+    /// Hash of the record before.
+    pub prev_hash: String,
+    /// Hash of this record.
+    pub hash: String,
+    /// How the hash was made (2: before challenge and actor were recorded; 3: with them).
+    pub format: i64,
+}
+
+/// A decision to record, before it has a place in the chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditDraft {
+    /// Unix seconds.
+    pub at: i64,
+    /// Tenant id, if known.
+    pub tenant_id: Option<String>,
+    /// User id, if known.
+    pub user_id: Option<String>,
+    /// The challenge it is about, if any.
+    pub challenge_id: Option<String>,
+    /// Who acted.
+    pub actor: Option<String>,
+    /// The operation's canonical summary (or what the record is about).
+    pub summary: String,
+    /// The operation's digest (hex), or empty.
+    pub digest: String,
+    /// Outcome name.
+    pub outcome: String,
+    /// A short explanation (never a secret or a code).
+    pub detail: String,
+    /// AWS request id of the call, where there is one.
+    pub aws_request_id: Option<String>,
+}
+
+/// Gives a draft its place in the chain: the record at `seq` after a record hashed
+/// `prev_hash`. The audit module implements it with its chain key; the store calls it while
+/// it holds the head, so the store never needs to know how hashes are made.
+pub trait ChainSealer: Send + Sync {
+    /// The complete record, hash included.
+    fn seal(&self, draft: &AuditDraft, seq: i64, prev_hash: &str) -> AuditRecord;
+}
+
 /// A paired companion device (its token is kept only as a hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Device {

@@ -8,7 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
 
 use super::model::*;
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoreTx};
 use crate::cloud::seal::Sealed;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -27,7 +27,12 @@ const EVENT_CHANNEL: &str = "voxgate_events";
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// One connection for the replay ledger, committing without waiting for the disk
+    /// (see [`SqlStore::connect`]).
+    ledger: AnyPool,
     backend: Backend,
+    /// The SQLite file (SQLite only).
+    sqlite_file: Option<std::path::PathBuf>,
     /// Events heard on PostgreSQL's LISTEN channel (PostgreSQL only).
     events: Option<tokio::sync::broadcast::Sender<String>>,
 }
@@ -108,12 +113,14 @@ fn account_from(row: &sqlx::any::AnyRow) -> Result<LinkedAccount, sqlx::Error> {
     })
 }
 
-fn audit_from(row: &sqlx::any::AnyRow) -> Result<crate::audit::Record, sqlx::Error> {
-    Ok(crate::audit::Record {
+fn audit_from(row: &sqlx::any::AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
         seq: row.try_get("seq")?,
         at: row.try_get("at")?,
         tenant_id: row.try_get("tenant_id")?,
         user_id: row.try_get("user_id")?,
+        challenge_id: row.try_get("challenge_id")?,
+        actor: row.try_get("actor")?,
         summary: row.try_get("summary")?,
         digest: row.try_get("digest")?,
         outcome: row.try_get("outcome")?,
@@ -121,11 +128,12 @@ fn audit_from(row: &sqlx::any::AnyRow) -> Result<crate::audit::Record, sqlx::Err
         aws_request_id: row.try_get("aws_request_id")?,
         prev_hash: row.try_get("prev_hash")?,
         hash: row.try_get("hash")?,
+        format: row.try_get("format")?,
     })
 }
 
-const AUDIT_COLUMNS: &str = "seq, at, tenant_id, user_id, summary, digest, outcome, detail, \
-                             aws_request_id, prev_hash, hash";
+const AUDIT_COLUMNS: &str = "seq, at, tenant_id, user_id, challenge_id, actor, summary, digest, \
+                             outcome, detail, aws_request_id, prev_hash, hash, format";
 
 fn challenge_from(row: &sqlx::any::AnyRow) -> Result<ChallengeRow, sqlx::Error> {
     Ok(ChallengeRow {
@@ -192,13 +200,47 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| connect_error(&e))?;
+        // The replay ledger writes on its own connection, whose commits do not wait for
+        // the disk (SQLite in WAL mode: synchronous=NORMAL; PostgreSQL:
+        // synchronous_commit=off). A crash of voxgate, or of PostgreSQL itself, loses
+        // nothing and corrupts nothing; only a power loss (or an operating-system crash) can
+        // forget the ids recorded in its last moments, and a replay of those would have to
+        // arrive within their 150 s window after the machine is back. Every other write
+        // (challenges, the audit log) keeps full durability.
+        let ledger = AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .max_connections(1)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        }
+                        Backend::Postgres => {
+                            conn.execute("SET synchronous_commit = off").await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(|e| connect_error(&e))?;
         let events = match backend {
             Backend::Postgres => Some(listen(&url).await.map_err(|e| connect_error(&e))?),
             Backend::Sqlite => None,
         };
+        let sqlite_file = (backend == Backend::Sqlite).then(|| {
+            let path = url.trim_start_matches("sqlite://");
+            std::path::PathBuf::from(path.split_once('?').map_or(path, |(p, _)| p))
+        });
         Ok(Self {
             pool,
+            ledger,
             backend,
+            sqlite_file,
             events,
         })
     }
@@ -234,6 +276,51 @@ impl Store for SqlStore {
             Backend::Sqlite => "sqlite",
             Backend::Postgres => "postgres",
         }
+    }
+
+    fn shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    async fn claim_for_serving(&self) -> Result<Option<super::ServingClaim>, StoreError> {
+        let Some(file) = &self.sqlite_file else {
+            return Ok(None);
+        };
+        let mut path = file.clone().into_os_string();
+        path.push(".serve-lock");
+        let lock_error = |e: std::io::Error| StoreError::Connect {
+            url: file.display().to_string(),
+            reason: format!("cannot open its serve lock: {e}"),
+        };
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_error)?;
+        // A process that is stopping (a restart) gets a few seconds to let go.
+        for _ in 0..100 {
+            match lock.try_lock() {
+                Ok(()) => return Ok(Some(super::ServingClaim(lock))),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+            }
+        }
+        Err(StoreError::AlreadyServed(file.display().to_string()))
+    }
+
+    async fn live_request_ids(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT request_id, expires_at FROM seen_requests WHERE expires_at >= $1")
+                .bind(now)
+                .fetch_all(&self.ledger)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("request_id")?, r.try_get("expires_at")?)))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
@@ -420,26 +507,47 @@ impl Store for SqlStore {
             .map(tokio::sync::broadcast::Sender::subscribe)
     }
 
-    async fn record_request_id(
+    async fn record_request_ids(
         &self,
-        request_id: &str,
-        expires_at: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        match sqlx::query("INSERT INTO seen_requests (request_id, expires_at) VALUES ($1, $2)")
-            .bind(request_id)
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
+        sightings: &[(String, i64)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if sightings.is_empty() {
+            return Ok(Vec::new());
         }
+        // One statement for the whole batch: each id is new exactly if this insert wrote
+        // it, on any number of replicas.
+        let values: Vec<String> = (0..sightings.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let sql = format!(
+            "INSERT INTO seen_requests (request_id, expires_at) VALUES {} \
+             ON CONFLICT (request_id) DO NOTHING RETURNING request_id",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, expires_at) in sightings {
+            query = query.bind(id.as_str()).bind(*expires_at);
+        }
+        let inserted: std::collections::HashSet<String> = query
+            .fetch_all(&self.ledger)
+            .await?
+            .iter()
+            .map(|row| row.try_get("request_id"))
+            .collect::<Result<_, _>>()?;
+        Ok(sightings
+            .iter()
+            .map(|(id, _)| inserted.contains(id))
+            .collect())
+    }
+
+    async fn forget_request_ids(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
+                .bind(before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
     }
 
     async fn service_secret_once(&self, name: &str, sealed: &Sealed) -> Result<Sealed, StoreError> {
@@ -476,53 +584,16 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
-    async fn add_pairing_code(
-        &self,
-        code_hash: &str,
-        user: &UserId,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO pairing_codes (code_hash, user_id, expires_at, used_at) VALUES ($1, $2, $3, NULL)")
-            .bind(code_hash)
-            .bind(user.as_str())
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn use_pairing_code(
-        &self,
-        code_hash: &str,
-        now: i64,
-    ) -> Result<Option<UserId>, StoreError> {
-        // One statement: a code pairs one device, once, even when two race.
+    async fn live_pairing_codes(&self, user: &UserId, now: i64) -> Result<i64, StoreError> {
         let row = sqlx::query(
-            "UPDATE pairing_codes SET used_at = $1 \
-             WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 RETURNING user_id",
+            "SELECT COUNT(*) AS n FROM pairing_codes WHERE user_id = $1 AND used_at IS NULL \
+             AND voided_at IS NULL AND expires_at > $2",
         )
+        .bind(user.as_str())
         .bind(now)
-        .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
-    }
-
-    async fn add_device(
-        &self,
-        device_id: &str,
-        user: &UserId,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO devices (id, user_id, token_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, NULL)")
-            .bind(device_id)
-            .bind(user.as_str())
-            .bind(token_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        Ok(row.try_get("n")?)
     }
 
     async fn device_user(&self, token_hash: &str) -> Result<Option<(String, UserId)>, StoreError> {
@@ -545,27 +616,16 @@ impl Store for SqlStore {
         .bind(user.map(|u| u.as_str().to_owned()))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Ok::<_, sqlx::Error>(Device {
-                    id: r.try_get("id")?,
-                    user_id: r.try_get("user_id")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect::<Result<_, _>>()?)
+        Ok(rows.iter().map(device_from).collect::<Result<_, _>>()?)
     }
 
-    async fn revoke_device(&self, device_id: &str, now: i64) -> Result<bool, StoreError> {
-        let result =
-            sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(now)
+    async fn device(&self, device_id: &str) -> Result<Option<Device>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, user_id, created_at, revoked_at FROM devices WHERE id = $1")
                 .bind(device_id)
-                .execute(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(row.as_ref().map(device_from).transpose()?)
     }
 
     async fn totp_key(&self, user: &UserId) -> Result<Option<Sealed>, StoreError> {
@@ -591,36 +651,6 @@ impl Store for SqlStore {
             .ok_or_else(|| StoreError::NotFound(format!("user {user}")))
     }
 
-    async fn insert_challenge(&self, c: &ChallengeRow) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO challenges ({CHALLENGE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(c.id.as_str())
-        .bind(c.tenant_id.as_str())
-        .bind(c.user_id.as_str())
-        .bind(c.account_id.as_str())
-        .bind(c.operation.as_str())
-        .bind(c.summary.as_str())
-        .bind(c.digest.as_str())
-        .bind(c.state.as_str())
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .bind(c.wrong_codes)
-        .bind(c.used_step)
-        .bind(c.closed_at)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Duplicate("a pending challenge for this user".into())
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(())
-    }
-
     async fn challenge(&self, id: &str) -> Result<Option<ChallengeRow>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE id = $1"
@@ -629,10 +659,6 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(challenge_from).transpose()?)
-    }
-
-    async fn pending_challenge(&self, user: &UserId) -> Result<Option<ChallengeRow>, StoreError> {
-        Ok(self.pending_challenges(user).await?.into_iter().next())
     }
 
     async fn recently_approved(
@@ -662,51 +688,26 @@ impl Store for SqlStore {
         Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
     }
 
-    async fn approve_challenge(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
-        // One statement: the row moves for exactly one caller, on any number of replicas.
-        // A code's step may approve an operation only once: not again for a new challenge
-        // of the same operation (same user and digest, so the same codes). And a challenge
-        // that used up its wrong codes is not approved by a guess that raced past the limit.
-        let result = sqlx::query(
-            "UPDATE challenges SET state = 'approved', used_step = $1, closed_at = $2 \
-             WHERE id = $3 AND state = 'pending' AND expires_at > $2 AND wrong_codes < $4 \
-             AND NOT EXISTS (SELECT 1 FROM challenges used WHERE used.user_id = challenges.user_id \
-                 AND used.digest = challenges.digest AND used.used_step >= $1)",
-        )
-        .bind(step)
-        .bind(now)
-        .bind(id)
-        .bind(crate::gate::MAX_WRONG_CODES)
-        .execute(&self.pool)
+    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE state = 'approved' AND closed_at < $1 \
+             ORDER BY closed_at LIMIT 500"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(result.rows_affected() == 1)
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
     }
 
-    async fn move_challenge(
-        &self,
-        id: &str,
-        from: &[&str],
-        to: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let mut moved = false;
-        for state in from {
-            let result = sqlx::query(
-                "UPDATE challenges SET state = $1, closed_at = COALESCE(closed_at, $2) \
-                 WHERE id = $3 AND state = $4",
-            )
-            .bind(to)
-            .bind(now)
-            .bind(id)
-            .bind(*state)
-            .execute(&self.pool)
-            .await?;
-            if result.rows_affected() == 1 {
-                moved = true;
-                break;
-            }
-        }
-        Ok(moved)
+    async fn due_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE state = 'pending' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT 500"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
     }
 
     async fn take_check_turn(
@@ -741,67 +742,6 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn count_wrong_code(&self, id: &str) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE challenges SET wrong_codes = wrong_codes + 1 WHERE id = $1 AND state = 'pending' \
-             RETURNING wrong_codes",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| r.try_get("wrong_codes")).transpose()?)
-    }
-
-    async fn stale_approved(&self, before: i64) -> Result<Vec<ChallengeRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {CHALLENGE_COLUMNS} FROM challenges WHERE state = 'approved' AND closed_at < $1"
-        ))
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
-    }
-
-    async fn expire_challenges(&self, now: i64) -> Result<Vec<ChallengeRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "UPDATE challenges SET state = 'expired', closed_at = $1 \
-             WHERE state = 'pending' AND expires_at <= $1 RETURNING {CHALLENGE_COLUMNS}"
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(challenge_from).collect::<Result<_, _>>()?)
-    }
-
-    async fn count_user_failure(&self, user: &UserId) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO user_failures (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = user_failures.failures + 1 \
-             RETURNING failures",
-        )
-        .bind(user.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("failures")?)
-    }
-
-    async fn lock_user(&self, user: &UserId, until: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE user_failures SET locked_until = $1 WHERE user_id = $2")
-            .bind(until)
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn reset_user_failures(&self, user: &UserId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM user_failures WHERE user_id = $1")
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn user_locked_until(&self, user: &UserId) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT locked_until FROM user_failures WHERE user_id = $1")
             .bind(user.as_str())
@@ -810,48 +750,12 @@ impl Store for SqlStore {
         Ok(row.map(|r| r.try_get("locked_until")).transpose()?)
     }
 
-    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
-            .transpose()?)
-    }
-
-    async fn insert_audit(&self, record: &crate::audit::Record) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(record.seq)
-        .bind(record.at)
-        .bind(record.tenant_id.clone())
-        .bind(record.user_id.clone())
-        .bind(record.summary.as_str())
-        .bind(record.digest.as_str())
-        .bind(record.outcome.as_str())
-        .bind(record.detail.as_str())
-        .bind(record.aws_request_id.clone())
-        .bind(record.prev_hash.as_str())
-        .bind(record.hash.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Duplicate(format!("audit record {}", record.seq))
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(())
-    }
-
     async fn audit_records(
         &self,
         tenant: Option<&TenantId>,
         after_seq: i64,
         limit: i64,
-    ) -> Result<Vec<crate::audit::Record>, StoreError> {
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         // Audit records may have no tenant, so "all" must not compare tenant_id at all.
         let rows = sqlx::query(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 \
@@ -865,11 +769,21 @@ impl Store for SqlStore {
         Ok(rows.iter().map(audit_from).collect::<Result<_, _>>()?)
     }
 
+    async fn audit_of_challenge(&self, challenge_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE challenge_id = $1 ORDER BY seq"
+        ))
+        .bind(challenge_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(audit_from).collect::<Result<_, _>>()?)
+    }
+
     async fn audit_tail(
         &self,
         tenant: Option<&TenantId>,
         limit: i64,
-    ) -> Result<Vec<crate::audit::Record>, StoreError> {
+    ) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1) \
              ORDER BY seq DESC LIMIT $2"
@@ -881,6 +795,312 @@ impl Store for SqlStore {
         let mut records: Vec<_> = rows.iter().map(audit_from).collect::<Result<_, _>>()?;
         records.reverse();
         Ok(records)
+    }
+
+    async fn audit_last(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get("seq")?, r.try_get("hash")?)))
+            .transpose()?)
+    }
+
+    async fn audit_record(&self, seq: i64) -> Result<Option<AuditRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq = $1"
+        ))
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(audit_from).transpose()?)
+    }
+
+    async fn append_audit(
+        &self,
+        draft: &AuditDraft,
+        chain: &dyn ChainSealer,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        let record = tx.append_audit(draft, chain).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
+        let tx = match self.backend {
+            // Take SQLite's write lock at once: a transaction that reads first and writes
+            // later could not upgrade its lock when another writer got there first.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Box::new(SqlTx { tx }))
+    }
+}
+
+fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, sqlx::Error> {
+    Ok(Device {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        created_at: row.try_get("created_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+/// A transaction on the SQL store; rolled back if dropped uncommitted.
+struct SqlTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+#[async_trait]
+impl StoreTx for SqlTx {
+    async fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO challenges ({CHALLENGE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(c.id.as_str())
+        .bind(c.tenant_id.as_str())
+        .bind(c.user_id.as_str())
+        .bind(c.account_id.as_str())
+        .bind(c.operation.as_str())
+        .bind(c.summary.as_str())
+        .bind(c.digest.as_str())
+        .bind(c.state.as_str())
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.wrong_codes)
+        .bind(c.used_step)
+        .bind(c.closed_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate("a pending challenge for this user".into())
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn approve_challenge(
+        &mut self,
+        id: &str,
+        step: i64,
+        now: i64,
+        max_wrong: i64,
+    ) -> Result<bool, StoreError> {
+        // One statement: the row moves for exactly one caller, on any number of replicas.
+        // A challenge that used up its wrong codes is not approved by a guess that raced
+        // past the limit, nor is one whose time is up.
+        let result = sqlx::query(
+            "UPDATE challenges SET state = 'approved', used_step = $1, closed_at = $2 \
+             WHERE id = $3 AND state = 'pending' AND expires_at > $2 AND wrong_codes < $4",
+        )
+        .bind(step)
+        .bind(now)
+        .bind(id)
+        .bind(max_wrong)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn move_challenge(
+        &mut self,
+        id: &str,
+        from: &[&str],
+        to: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        for state in from {
+            let result = sqlx::query(
+                "UPDATE challenges SET state = $1, closed_at = COALESCE(closed_at, $2) \
+                 WHERE id = $3 AND state = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .bind(*state)
+            .execute(&mut *self.tx)
+            .await?;
+            if result.rows_affected() == 1 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn count_wrong_code(&mut self, id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE challenges SET wrong_codes = wrong_codes + 1 WHERE id = $1 AND state = 'pending' \
+             RETURNING wrong_codes",
+        )
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|r| r.try_get("wrong_codes")).transpose()?)
+    }
+
+    async fn count_user_failure(&mut self, user: &UserId) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO user_failures (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = user_failures.failures + 1 \
+             RETURNING failures",
+        )
+        .bind(user.as_str())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("failures")?)
+    }
+
+    async fn lock_user(&mut self, user: &UserId, until: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE user_failures SET locked_until = $1 WHERE user_id = $2")
+            .bind(until)
+            .bind(user.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn reset_user_failures(&mut self, user: &UserId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM user_failures WHERE user_id = $1")
+            .bind(user.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_pairing_code(
+        &mut self,
+        code_hash: &str,
+        user: &UserId,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let voided = sqlx::query(
+            "UPDATE pairing_codes SET voided_at = $1 \
+             WHERE user_id = $2 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(user.as_str())
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO pairing_codes (code_hash, user_id, expires_at, used_at, voided_at) \
+             VALUES ($1, $2, $3, NULL, NULL)",
+        )
+        .bind(code_hash)
+        .bind(user.as_str())
+        .bind(expires_at)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(voided)
+    }
+
+    async fn use_pairing_code(
+        &mut self,
+        code_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, StoreError> {
+        // One statement: a code pairs one device, once, even when two race.
+        let row = sqlx::query(
+            "UPDATE pairing_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL \
+             AND voided_at IS NULL AND expires_at > $1 RETURNING user_id",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
+    }
+
+    async fn add_device(
+        &mut self,
+        device_id: &str,
+        user: &UserId,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (id, user_id, token_hash, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(device_id)
+        .bind(user.as_str())
+        .bind(token_hash)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn revoke_device(&mut self, device_id: &str, now: i64) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(device_id)
+                .execute(&mut *self.tx)
+                .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn append_audit(
+        &mut self,
+        draft: &AuditDraft,
+        chain: &dyn ChainSealer,
+    ) -> Result<AuditRecord, StoreError> {
+        // Taking the head is a write, so concurrent appenders (on any replica) line up
+        // behind this transaction instead of racing for the next sequence number.
+        let head =
+            sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut *self.tx)
+                .await?;
+        let seq: i64 = head.try_get("seq")?;
+        let prev_hash: String = head.try_get("hash")?;
+        let record = chain.seal(draft, seq, &prev_hash);
+        sqlx::query(&format!(
+            "INSERT INTO audit_log ({AUDIT_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ))
+        .bind(record.seq)
+        .bind(record.at)
+        .bind(record.tenant_id.clone())
+        .bind(record.user_id.clone())
+        .bind(record.challenge_id.clone())
+        .bind(record.actor.clone())
+        .bind(record.summary.as_str())
+        .bind(record.digest.as_str())
+        .bind(record.outcome.as_str())
+        .bind(record.detail.as_str())
+        .bind(record.aws_request_id.clone())
+        .bind(record.prev_hash.as_str())
+        .bind(record.hash.as_str())
+        .bind(record.format)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!(
+                    "audit record {} (the chain's head does not match the log)",
+                    record.seq
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(record.hash.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(record)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -111,7 +111,7 @@ test("a pairing link never silently replaces an existing pairing", async () => {
     // A bad code from a link leaves an unpaired page showing why.
     const fresh = await (await chrome.newContext({ viewport: PHONE })).newPage();
     await fresh.goto(`${v.base}/app#code=ZZZZ-ZZZZ`);
-    await fresh.getByText("That pairing code is unknown, already used or expired").waitFor();
+    await fresh.getByText("That pairing code is unknown, was replaced by a newer one, or is already used or expired").waitFor();
   } finally {
     await v.stop();
   }
@@ -125,7 +125,7 @@ test("a bad pairing code is explained", async () => {
     await page.goto(`${v.base}/app`);
     await page.getByLabel("Pairing code").fill("ZZZZ-ZZZZ");
     await page.getByRole("button", { name: "Pair" }).click();
-    await page.getByText("That pairing code is unknown, already used or expired").waitFor();
+    await page.getByText("That pairing code is unknown, was replaced by a newer one, or is already used or expired").waitFor();
     await screenshot(page, "bad-pairing-code-phone");
   } finally {
     await v.stop();

@@ -74,7 +74,7 @@ print(r["Instances"][0]["InstanceId"])`);
   }
 
   async serve() {
-    this.process = spawn(BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--insecure-skip-verification", "--challenge-ttl", String(this.challengeTtl)], {
+    this.process = spawn(BIN, ["serve", "--listen", `127.0.0.1:${this.port}`, "--insecure-skip-verification", "--skill-id", "amzn1.ask.skill.browser", "--challenge-ttl", String(this.challengeTtl)], {
       cwd: this.dir,
       env: { ...process.env, ...awsEnv, VOXGATE_LOG: "info" },
       stdio: ["ignore", "ignore", "pipe"],

@@ -147,17 +147,20 @@ impl Captured {
     }
 }
 
-/// A proxy in front of moto that records every request.
+/// A proxy in front of moto that records every request, and can be told to leave some
+/// unanswered (a hanging AWS endpoint).
 #[derive(Clone)]
 pub struct RecordingProxy {
     pub url: String,
     pub captured: Arc<Mutex<Vec<Captured>>>,
+    hanging: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
 struct ProxyState {
     upstream: String,
     captured: Arc<Mutex<Vec<Captured>>>,
+    hanging: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -172,7 +175,7 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    state.captured.lock().unwrap().push(Captured {
+    let captured = Captured {
         path: path.clone(),
         authorization: headers
             .get("authorization")
@@ -180,7 +183,17 @@ async fn forward(
             .unwrap_or_default()
             .to_owned(),
         body: body.to_vec(),
-    });
+    };
+    let action = captured.action().unwrap_or_default();
+    state.captured.lock().unwrap().push(captured);
+    let hangs = {
+        let hanging = state.hanging.lock().unwrap();
+        hanging.iter().any(|a| a == "*" || *a == action)
+    };
+    if hangs {
+        // Received, never answered: what a hanging AWS endpoint looks like.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     let mut request = state
         .http
         .request(method, format!("{}{path}", state.upstream));
@@ -208,16 +221,28 @@ async fn forward(
 impl RecordingProxy {
     pub async fn start(upstream: &str) -> Self {
         let captured = Arc::new(Mutex::new(Vec::new()));
+        let hanging = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.to_owned(),
             captured: Arc::clone(&captured),
+            hanging: Arc::clone(&hanging),
             http: reqwest::Client::new(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { url, captured }
+        Self {
+            url,
+            captured,
+            hanging,
+        }
+    }
+
+    /// From now on, requests for `action` (e.g. `StopInstances`, or `*` for all) are
+    /// received and recorded but never answered.
+    pub fn hang_on(&self, action: &str) {
+        self.hanging.lock().unwrap().push(action.to_owned());
     }
 
     /// Every AssumeRole request that went through, in order.

@@ -184,17 +184,23 @@ pub fn serve_args(roots: &Path, cert_dir: &Path, db: &TestDb, key_file: &Path) -
         listen: "127.0.0.1:0".parse().unwrap(),
         skill_ids: vec![SKILL_ID.to_owned()],
         insecure_skip_verification: false,
+        insecure_local_key: false,
         alexa_trust_roots: Some(roots.to_owned()),
         alexa_cert_dir: Some(cert_dir.to_owned()),
         session_duration: 900,
         managed_tag: "voxgate:managed=true".into(),
         challenge_ttl: 300,
+        max_connections: 4096,
+        max_requests: 512,
+        header_timeout: 10,
+        body_timeout: 10,
         database: DatabaseArgs {
             database_url: db.url.clone(),
         },
         sealing: SealingArgs {
             kms_key_id: None,
             local_key_file: key_file.to_owned(),
+            audit_checkpoint_file: None,
         },
         oauth: OAuthArgs {
             oauth_issuer: None,

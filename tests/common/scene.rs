@@ -92,6 +92,16 @@ pub async fn state_of(ec2: &aws_sdk_ec2::Client, id: &str) -> String {
         .to_owned()
 }
 
+/// Outcomes of pairing and devices, left out of [`outcomes`].
+pub const DEVICE_OUTCOMES: &[&str] = &[
+    "pairing-code-issued",
+    "paired",
+    "pairing-failed",
+    "unpaired",
+    "device-revoked",
+];
+
+/// The audit log's outcomes about operations, oldest first.
 pub async fn outcomes(server: &TestServer) -> Vec<String> {
     server
         .store
@@ -100,6 +110,20 @@ pub async fn outcomes(server: &TestServer) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|r| r.outcome)
+        .filter(|o| !DEVICE_OUTCOMES.contains(&o.as_str()))
+        .collect()
+}
+
+/// The audit log's outcomes about pairing and devices, oldest first.
+pub async fn device_outcomes(server: &TestServer) -> Vec<String> {
+    server
+        .store
+        .audit_records(None, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.outcome)
+        .filter(|o| DEVICE_OUTCOMES.contains(&o.as_str()))
         .collect()
 }
 

@@ -12,8 +12,11 @@ const OUTCOME_WORDS = {
   denied: ["Denied", "bad"],
   expired: ["Expired, nothing ran", "bad"],
   failed: ["Failed, nothing was changed", "bad"],
+  "outcome-unknown": ["No answer from AWS: check whether it ran", "bad"],
   cancelled: ["Cancelled, nothing ran", "bad"],
+  "too-many-wrong-codes": ["Cancelled after too many wrong codes, nothing ran", "bad"],
   replaced: ["Replaced by a newer request", "bad"],
+  unreadable: ["Could not be read back, closed, nothing ran", "bad"],
 };
 
 const $ = (id) => document.getElementById(id);
@@ -231,10 +234,13 @@ async function deny(id, li) {
     forget("This device was unpaired. Pair it again with a new code.");
     return;
   }
-  // Not denied: say so, so nobody believes it is.
-  error.textContent = response && response.status === 409
-    ? "This is no longer waiting, so there is nothing to deny."
-    : "Could not deny it. The code still works: try again, or say cancel to Alexa.";
+  // Not denied: say so (and what became of it instead), so nobody believes it is.
+  let said = null;
+  if (response && response.status === 409) {
+    const body = await response.json().catch(() => null);
+    said = body && typeof body.error === "string" ? body.error : "This is no longer waiting, so there is nothing to deny.";
+  }
+  error.textContent = said || "Could not deny it. The code still works: try again, or say cancel to Alexa.";
   error.hidden = false;
   li.querySelector(".confirm").hidden = true;
   li.querySelector(".deny").hidden = false;

@@ -1,0 +1,285 @@
+//! The replay ledger: Alexa request ids seen within their timestamp window, so a replayed
+//! request is refused. Two forms behind one trait:
+//!
+//! - [`StoreReplayLedger`], for a store several replicas share (PostgreSQL): every request
+//!   waits for its id to be on record in the database, with group commit (ids that arrive
+//!   while one batch is written go in the next, one statement per batch).
+//! - [`LocalReplayLedger`], for a store one process serves (SQLite): the ids are checked in
+//!   memory, and written to the database behind (every 100 ms) so that a restart reloads
+//!   them. The trade-off: ids recorded in the last 100 ms before a crash (not a graceful
+//!   stop, which writes them first) are forgotten, so a replay of one of those within its
+//!   150 s window after the restart would be accepted.
+//!
+//! Both forget ids by the requests' own (Alexa's) timestamps, never by a replica's clock.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::alexa::verify::ReplayLedger;
+
+/// The ledger `store` calls for: shared by replicas, or kept by this one process.
+pub async fn replay_ledger(
+    store: Arc<dyn Store>,
+    now: OffsetDateTime,
+) -> Result<Arc<dyn ReplayLedger>, StoreError> {
+    Ok(if store.shared() {
+        Arc::new(StoreReplayLedger::new(store))
+    } else {
+        Arc::new(LocalReplayLedger::load(store, now).await?)
+    })
+}
+
+/// Ids written in one statement at most.
+const BATCH: usize = 512;
+
+/// The shared ledger (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct StoreReplayLedger {
+    sender: tokio::sync::mpsc::Sender<Sighting>,
+}
+
+#[derive(Debug)]
+struct Sighting {
+    request_id: String,
+    expires_at: i64,
+    forget_before: i64,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+impl StoreReplayLedger {
+    /// A ledger writing to `store` (its writer runs on the current runtime).
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        let (sender, receiver) = tokio::sync::mpsc::channel(16 * BATCH);
+        tokio::spawn(write_sightings(store, receiver));
+        Self { sender }
+    }
+}
+
+async fn write_sightings(
+    store: Arc<dyn Store>,
+    mut receiver: tokio::sync::mpsc::Receiver<Sighting>,
+) {
+    let mut batch: Vec<Sighting> = Vec::with_capacity(BATCH);
+    let mut last_forget = std::time::Instant::now();
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        // Within one batch an id is new only once.
+        let mut seen = HashSet::new();
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut repeated = HashSet::new();
+        for (i, s) in batch.iter().enumerate() {
+            if seen.insert(s.request_id.as_str()) {
+                rows.push((s.request_id.clone(), s.expires_at));
+            } else {
+                repeated.insert(i);
+            }
+        }
+        let result = store.record_request_ids(&rows).await;
+        let forget_before = batch.iter().map(|s| s.forget_before).max().unwrap_or(0);
+        let mut answers = match &result {
+            Ok(answers) => answers.iter().copied().map(Ok).collect::<Vec<_>>(),
+            Err(error) => vec![Err(error.to_string()); rows.len()],
+        }
+        .into_iter();
+        for (i, sighting) in batch.drain(..).enumerate() {
+            let answer = if repeated.contains(&i) {
+                Ok(false)
+            } else {
+                answers
+                    .next()
+                    .unwrap_or_else(|| Err("no answer from the ledger".into()))
+            };
+            let _ = sighting.reply.send(answer);
+        }
+        if last_forget.elapsed() >= Duration::from_secs(1) {
+            last_forget = std::time::Instant::now();
+            if let Err(error) = store.forget_request_ids(forget_before).await {
+                tracing::warn!(%error, "could not forget old request ids");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReplayLedger for StoreReplayLedger {
+    async fn first_sighting(
+        &self,
+        request_id: &str,
+        forget_after: OffsetDateTime,
+        forget_before: OffsetDateTime,
+    ) -> Result<bool, String> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender
+            .send(Sighting {
+                request_id: request_id.to_owned(),
+                expires_at: forget_after.unix_timestamp(),
+                forget_before: forget_before.unix_timestamp(),
+                reply,
+            })
+            .await
+            .map_err(|_| "the replay ledger stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the replay ledger stopped".to_owned())?
+    }
+}
+
+/// Ids kept in memory at most (about 40 bytes each); more within their windows (over
+/// 6,600 requests a second, sustained) and the guard fails closed.
+const LOCAL_CAPACITY: usize = 1_000_000;
+/// How often the ids seen are written behind.
+const WRITE_BEHIND: Duration = Duration::from_millis(100);
+
+/// The ledger of a store one process serves (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct LocalReplayLedger {
+    inner: Arc<Local>,
+}
+
+#[derive(Debug)]
+struct Local {
+    seen: Mutex<Seen>,
+    store: Arc<dyn Store>,
+    /// Serialises write-behind flushes (the timer's and the final one).
+    flushing: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// A 128-bit digest of each id, and when it may be forgotten.
+    ids: HashMap<u128, i64>,
+    /// The same, in the order seen, to forget the oldest cheaply.
+    order: VecDeque<(i64, u128)>,
+    /// Seen but not yet written to the store.
+    pending: Vec<(String, i64)>,
+    /// The latest "forget before" a request brought.
+    forget_before: i64,
+}
+
+/// The first 128 bits of the id's SHA-256: fixed-size keys, no collision in practice.
+fn digest(request_id: &str) -> u128 {
+    let hash = ring::digest::digest(&ring::digest::SHA256, request_id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash.as_ref()[..16]);
+    u128::from_be_bytes(bytes)
+}
+
+impl Seen {
+    fn forget(&mut self, before: i64) {
+        while let Some(&(expires_at, key)) = self.order.front() {
+            if expires_at >= before {
+                break;
+            }
+            self.order.pop_front();
+            if self.ids.get(&key) == Some(&expires_at) {
+                self.ids.remove(&key);
+            }
+        }
+    }
+
+    fn remember(&mut self, key: u128, expires_at: i64) {
+        self.ids.insert(key, expires_at);
+        self.order.push_back((expires_at, key));
+    }
+}
+
+impl LocalReplayLedger {
+    /// The guard, with the ids `store` holds that may still come back at `now`, and its
+    /// write-behind running on the current runtime.
+    pub async fn load(store: Arc<dyn Store>, now: OffsetDateTime) -> Result<Self, StoreError> {
+        let mut seen = Seen::default();
+        let mut rows = store.live_request_ids(now.unix_timestamp()).await?;
+        rows.sort_by_key(|(_, expires_at)| *expires_at);
+        for (id, expires_at) in rows {
+            seen.remember(digest(&id), expires_at);
+        }
+        let inner = Arc::new(Local {
+            seen: Mutex::new(seen),
+            store,
+            flushing: tokio::sync::Mutex::new(()),
+        });
+        let writer = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WRITE_BEHIND);
+            let mut last_forget = std::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let Some(inner) = writer.upgrade() else { break };
+                inner.flush().await;
+                if last_forget.elapsed() >= Duration::from_secs(1) {
+                    last_forget = std::time::Instant::now();
+                    let before = inner.lock().forget_before;
+                    if let Err(error) = inner.store.forget_request_ids(before).await {
+                        tracing::warn!(%error, "could not forget old request ids");
+                    }
+                }
+            }
+        });
+        Ok(Self { inner })
+    }
+
+    /// How many ids are remembered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().ids.len()
+    }
+
+    /// Whether no id is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Local {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the ids seen since the last write.
+    async fn flush(&self) {
+        let _turn = self.flushing.lock().await;
+        let pending = std::mem::take(&mut self.lock().pending);
+        for chunk in pending.chunks(BATCH) {
+            if let Err(error) = self.store.record_request_ids(chunk).await {
+                tracing::warn!(
+                    %error,
+                    "could not write request ids behind; a restart would forget them"
+                );
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReplayLedger for LocalReplayLedger {
+    async fn first_sighting(
+        &self,
+        request_id: &str,
+        forget_after: OffsetDateTime,
+        forget_before: OffsetDateTime,
+    ) -> Result<bool, String> {
+        let key = digest(request_id);
+        let mut seen = self.inner.lock();
+        let before = forget_before.unix_timestamp();
+        seen.forget_before = seen.forget_before.max(before);
+        seen.forget(before);
+        if seen.ids.contains_key(&key) {
+            return Ok(false);
+        }
+        if seen.ids.len() >= LOCAL_CAPACITY {
+            // Fail closed: a guard that cannot remember cannot vouch.
+            return Err("the replay guard is full".into());
+        }
+        let expires_at = forget_after.unix_timestamp();
+        seen.remember(key, expires_at);
+        seen.pending.push((request_id.to_owned(), expires_at));
+        Ok(true)
+    }
+
+    async fn flush(&self) {
+        self.inner.flush().await;
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP edge: idle and trickling connections are cut off by the header and body
+//! timeouts, connections beyond the cap are closed at once, requests beyond the cap are
+//! answered 503, and none of it stops a genuine request from being answered.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+fn addr(server: &TestServer) -> String {
+    server.base_url.trim_start_matches("http://").to_owned()
+}
+
+/// Whether the server has closed `stream` (EOF or reset), reading whatever it sent first.
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> Option<String> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&seen).into_owned()),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+async fn genuine(server: &TestServer) {
+    let (status, response) = tokio::time::timeout(
+        Duration::from_secs(5),
+        server.post_signed(&PKI, bytes(&request_at("launch", server.now()))),
+    )
+    .await
+    .expect("a genuine request is answered");
+    assert_eq!(status, 200, "{response}");
+}
+
+#[tokio::test]
+async fn idle_and_trickling_connections_are_cut_off_and_do_not_stop_a_genuine_request() {
+    let server = TestServer::start_with(&PKI, |args| {
+        args.header_timeout = 2;
+        args.body_timeout = 2;
+    })
+    .await;
+    let address = addr(&server);
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(TcpStream::connect(&address).await.unwrap());
+    }
+    // Request heads that arrive a byte at a time, and bodies that do.
+    let mut trickling = Vec::new();
+    for i in 0..400 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let start = if i % 2 == 0 {
+            "POST /alexa HTTP/1.1\r\nHost: x\r\n".to_owned()
+        } else {
+            "POST /alexa HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 4000\r\n\r\n{"
+                .to_owned()
+        };
+        stream.write_all(start.as_bytes()).await.unwrap();
+        trickling.push(stream);
+    }
+    let dripping = tokio::spawn(async move {
+        for _ in 0..30 {
+            for stream in &mut trickling {
+                let _ = stream.write_all(b"x").await;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        trickling
+    });
+    // Eight hundred slow clients: the genuine request is answered all the same.
+    genuine(&server).await;
+
+    // And the slow ones do not get to stay: the server closes them after its timeouts.
+    for stream in &mut idle {
+        assert!(
+            closed_within(stream, Duration::from_secs(6))
+                .await
+                .is_some(),
+            "an idle connection is closed after the header timeout"
+        );
+    }
+    let mut trickling = dripping.await.unwrap();
+    let mut timed_out_bodies = 0;
+    for stream in &mut trickling {
+        let said = closed_within(stream, Duration::from_secs(6))
+            .await
+            .expect("a trickling connection is closed");
+        if said.starts_with("HTTP/1.1 408") {
+            timed_out_bodies += 1;
+        }
+    }
+    assert_eq!(
+        timed_out_bodies, 200,
+        "a body that does not arrive in time gets 408"
+    );
+    genuine(&server).await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let server = TestServer::start_with(&PKI, |args| {
+        args.max_connections = 16;
+        args.header_timeout = 2;
+    })
+    .await;
+    let address = addr(&server);
+    let mut held = Vec::new();
+    for _ in 0..16 {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(&address).await.unwrap();
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "the seventeenth connection is closed at once"
+    );
+    // The held ones send nothing, so the header timeout frees their places.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    genuine(&server).await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_cap_are_answered_503() {
+    let server = TestServer::start_with(&PKI, |args| {
+        args.max_requests = 1;
+        args.body_timeout = 3;
+    })
+    .await;
+    // One request in flight: its body is still arriving.
+    let mut slow = TcpStream::connect(addr(&server)).await.unwrap();
+    slow.write_all(
+        b"POST /alexa HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 4000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, response) = server
+        .post_signed(&PKI, bytes(&request_at("launch", server.now())))
+        .await;
+    assert_eq!(status, 503, "{response}");
+    assert_eq!(response["reason"], "too-many-requests");
+    // Once it is done (here: timed out), the next one is answered.
+    let said = closed_within(&mut slow, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(said.starts_with("HTTP/1.1 408"), "{said}");
+    genuine(&server).await;
+}
