@@ -431,7 +431,7 @@ pub struct Settings {
     /// Account linking, if configured.
     pub oauth: Option<OAuthSettings>,
     /// The tag that marks instances voxgate may change.
-    pub managed_tag: crate::ops::ec2::ManagedTag,
+    pub managed_tag: crate::ops::ManagedTag,
     /// How long a held operation waits for its code.
     pub challenge_ttl: time::Duration,
     /// Where signed audit checkpoints go.
@@ -523,8 +523,8 @@ impl ServeArgs {
         if seconds < MIN_SESSION.whole_seconds() || seconds > MAX_SESSION.whole_seconds() {
             return Err(ConfigError::SessionDuration(self.session_duration));
         }
-        let managed_tag = crate::ops::ec2::ManagedTag::parse(&self.managed_tag)
-            .map_err(ConfigError::ManagedTag)?;
+        let managed_tag =
+            crate::ops::ManagedTag::parse(&self.managed_tag).map_err(ConfigError::ManagedTag)?;
         if !(30..=3600).contains(&self.challenge_ttl) {
             return Err(ConfigError::ChallengeTtl(self.challenge_ttl));
         }

@@ -20,9 +20,9 @@ use time::{Duration, OffsetDateTime};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::arn::{ExternalId, RoleArn};
+use super::policy::SessionPolicy;
 use super::seal::{Purpose, SealContext, SealError, Sealer};
 use crate::clock::Clock;
-use crate::ops::SessionPolicy;
 use crate::store::{LinkedAccount, User};
 
 /// Shortest session STS grants.

@@ -6,6 +6,7 @@
 
 pub mod arn;
 pub mod broker;
+pub mod policy;
 pub mod sdk;
 pub mod seal;
 

@@ -178,18 +178,29 @@ async fn pair(
 /// A pending challenge as the app shows it, with the code of this moment.
 async fn view(gate: &Gate, challenge: &Challenge) -> Result<Value, crate::gate::GateError> {
     let code = gate.current_code(challenge).await?;
-    Ok(json!({
+    let details: Vec<Value> = challenge
+        .operation
+        .details()
+        .into_iter()
+        .map(|(label, value)| json!([label, value]))
+        .collect();
+    let mut view = json!({
         "id": challenge.id,
+        "kind": challenge.operation.kind(),
         "summary": challenge.summary,
-        "action": challenge.operation.action,
-        "instance": {"id": challenge.operation.instance_id, "name": challenge.operation.instance_name},
-        "account": challenge.operation.account_name,
-        "region": challenge.operation.region,
+        "details": details,
+        "account": challenge.operation.account_name(),
+        "region": challenge.operation.region(),
         "code": code.code,
         "seconds_left_in_step": code.seconds_left_in_step,
         "seconds_left": (challenge.expires_at - gate.now()).whole_seconds().max(0),
         "expires_at": challenge.expires_at.unix_timestamp(),
-    }))
+    });
+    if let crate::ops::Operation::Instance(op) = &challenge.operation {
+        view["action"] = json!(op.action);
+        view["instance"] = json!({"id": op.instance_id, "name": op.instance_name});
+    }
+    Ok(view)
 }
 
 async fn pending_views(

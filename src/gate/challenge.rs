@@ -3,13 +3,11 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::ops::ec2::InstanceOperation;
+use crate::ops::Operation;
 use crate::store::{ChallengeRow, UserId};
 
 /// The version of the stored operation envelope this build writes and reads.
 pub const OPERATION_FORMAT: u32 = 1;
-/// The kind of operation in the envelope (the only one so far).
-const KIND_EC2_INSTANCE: &str = "ec2-instance";
 
 /// Where a challenge stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -87,26 +85,28 @@ impl State {
 /// How an operation is stored: a versioned, tagged envelope, so that a row written by
 /// another version is recognised as such instead of being misread.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Envelope<T> {
+struct Envelope {
     format: u32,
     kind: String,
-    operation: T,
+    operation: serde_json::Value,
 }
 
 /// The stored form of `operation`.
-pub fn store_operation(operation: &InstanceOperation) -> String {
+pub fn store_operation(operation: &Operation) -> String {
     serde_json::to_string(&Envelope {
         format: OPERATION_FORMAT,
-        kind: KIND_EC2_INSTANCE.to_owned(),
-        operation,
+        kind: operation.kind().to_owned(),
+        operation: operation.to_stored(),
     })
     .unwrap_or_default()
 }
 
-fn read_operation(stored: &str) -> Option<InstanceOperation> {
-    let envelope: Envelope<InstanceOperation> = serde_json::from_str(stored).ok()?;
-    (envelope.format == OPERATION_FORMAT && envelope.kind == KIND_EC2_INSTANCE)
-        .then_some(envelope.operation)
+fn read_operation(stored: &str) -> Option<Operation> {
+    let envelope: Envelope = serde_json::from_str(stored).ok()?;
+    if envelope.format != OPERATION_FORMAT {
+        return None;
+    }
+    Operation::from_stored(&envelope.kind, envelope.operation)
 }
 
 /// A held operation.
@@ -119,7 +119,7 @@ pub struct Challenge {
     /// User.
     pub user_id: UserId,
     /// The operation.
-    pub operation: InstanceOperation,
+    pub operation: Operation,
     /// Canonical summary.
     pub summary: String,
     /// Digest.
@@ -205,7 +205,7 @@ pub enum Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::ec2::Action;
+    use crate::ops::instances::{Action, InstanceOperation};
 
     fn row(operation: String, digest: String, state: &str) -> ChallengeRow {
         ChallengeRow {
@@ -227,14 +227,14 @@ mod tests {
 
     #[test]
     fn stored_operations_carry_their_format_and_are_checked_on_reading() {
-        let op = InstanceOperation {
+        let op = Operation::Instance(InstanceOperation {
             action: Action::Stop,
             account_id: "a".into(),
             account_name: "prod".into(),
             region: "eu-west-1".into(),
             instance_id: "i-1".into(),
             instance_name: "web-1".into(),
-        };
+        });
         let stored = store_operation(&op);
         assert!(
             stored.starts_with(r#"{"format":1,"kind":"ec2-instance","#),
@@ -248,7 +248,7 @@ mod tests {
         // A future format, an unknown kind, a bare operation, junk, an unknown state.
         let future = stored.replace(r#""format":1"#, r#""format":2"#);
         let other_kind = stored.replace("ec2-instance", "rds-instance");
-        let bare = serde_json::to_string(&op).expect("json");
+        let bare = serde_json::to_string(&op.to_stored()).expect("json");
         for bad in [future, other_kind, bare, "junk".into()] {
             assert!(
                 Challenge::read(&row(bad.clone(), op.digest(), "pending")).is_none(),

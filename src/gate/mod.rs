@@ -29,7 +29,7 @@ pub use self::code::{CurrentCode, STEP_SECONDS, SpokenCode};
 use crate::audit::{Actor, AuditLog, Entry, Outcome, Unrecorded};
 use crate::clock::Clock;
 use crate::cloud::seal::{Purpose, SealContext, SealError, Sealer};
-use crate::ops::ec2::InstanceOperation;
+use crate::ops::Operation;
 use crate::store::{ChallengeRow, Store, StoreError, User, UserId};
 
 /// How long a challenge waits for its code by default.
@@ -271,7 +271,7 @@ impl Gate {
     pub async fn record_unheld(
         &self,
         user: &User,
-        operation: &InstanceOperation,
+        operation: &Operation,
         outcome: Outcome,
         detail: &str,
         actor: &Actor,
@@ -373,7 +373,7 @@ impl Gate {
     pub async fn hold(
         &self,
         user: &User,
-        operation: &InstanceOperation,
+        operation: &Operation,
         actor: &Actor,
     ) -> Result<Challenge, GateError> {
         self.hold_replacing(user, None, operation, actor).await
@@ -384,7 +384,7 @@ impl Gate {
         &self,
         user: &User,
         old_id: &str,
-        operation: &InstanceOperation,
+        operation: &Operation,
         actor: &Actor,
     ) -> Result<Challenge, GateError> {
         let old = self.challenge_of(user, old_id).await?;
@@ -396,7 +396,7 @@ impl Gate {
         &self,
         user: &User,
         old: Option<&Challenge>,
-        operation: &InstanceOperation,
+        operation: &Operation,
         actor: &Actor,
     ) -> Result<Challenge, GateError> {
         if old.is_none()
@@ -411,7 +411,7 @@ impl Gate {
             id: crate::store::new_id("c"),
             tenant_id: user.tenant_id.as_str().to_owned(),
             user_id: user.id.as_str().to_owned(),
-            account_id: operation.account_id.clone(),
+            account_id: operation.account_id().to_owned(),
             operation: challenge::store_operation(operation),
             summary: operation.summary(),
             digest: operation.digest(),

@@ -1,11 +1,51 @@
-//! The operation catalog: what each operation needs from IAM (its session policy), and its
-//! execution through aws-sdk clients. Knows nothing of HTTP or Alexa; the broker hands it
-//! clients, the skill turns its results and errors into sentences.
+//! The operation catalog ([`catalog`]): one module per family, each declaring its
+//! operations (intent, read or critical, IAM actions), their canonical summaries and
+//! digests, session policies, guards and executions through aws-sdk clients. Knows nothing
+//! of HTTP or Alexa; the broker hands it sessions, the skill turns its results and errors
+//! into sentences.
 
-pub mod ec2;
-pub mod policy;
+pub mod catalog;
+pub mod cleanup;
+pub mod instances;
+pub mod vpn;
 
-pub use policy::SessionPolicy;
+pub use crate::cloud::policy::SessionPolicy;
+pub use catalog::Operation;
+
+/// The tag that marks resources voxgate may change (`--managed-tag KEY=VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedTag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+impl ManagedTag {
+    /// Parses `KEY=VALUE`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.split_once('=') {
+            Some((key, value)) if !key.trim().is_empty() => Ok(Self {
+                key: key.trim().to_owned(),
+                value: value.trim().to_owned(),
+            }),
+            _ => Err(format!(
+                "'{raw}' is not KEY=VALUE: set --managed-tag (VOXGATE_MANAGED_TAG) like voxgate:managed=true"
+            )),
+        }
+    }
+
+    /// Whether `tags` (key, value pairs) carry this tag.
+    pub fn marks(&self, tags: &[(String, String)]) -> bool {
+        tags.iter().any(|(k, v)| *k == self.key && *v == self.value)
+    }
+}
+
+impl std::fmt::Display for ManagedTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.key, self.value)
+    }
+}
 
 /// Why an AWS call failed, in terms the skill can speak about.
 #[derive(Debug, thiserror::Error)]
@@ -60,11 +100,11 @@ impl OpsError {
                 }
             }
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                Self::Unreachable("no answer from EC2".into())
+                Self::Unreachable("no answer from AWS".into())
             }
             _ => Self::Aws {
                 code: "Unknown".into(),
-                message: "unreadable answer from EC2".into(),
+                message: "unreadable answer from AWS".into(),
             },
         }
     }
@@ -93,10 +133,10 @@ impl OpsError {
                         .map(|e| e as &(dyn std::error::Error + 'static)),
                 ) =>
             {
-                Self::Unreachable("EC2 refused the connection".into())
+                Self::Unreachable("AWS refused the connection".into())
             }
-            SdkError::TimeoutError(_) => Self::NoAnswer("no answer from EC2 in time".into()),
-            _ => Self::NoAnswer("the connection to EC2 failed after sending".into()),
+            SdkError::TimeoutError(_) => Self::NoAnswer("no answer from AWS in time".into()),
+            _ => Self::NoAnswer("the connection to AWS failed after sending".into()),
         }
     }
 }
@@ -111,4 +151,20 @@ fn never_sent(mut source: Option<&(dyn std::error::Error + 'static)>) -> bool {
         source = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_tags_are_parsed_and_matched() {
+        let tag = ManagedTag::parse("voxgate:managed=true").expect("ok");
+        let mut tags = vec![("voxgate:managed".to_owned(), "false".to_owned())];
+        assert!(!tag.marks(&tags));
+        tags.push(("voxgate:managed".into(), "true".into()));
+        assert!(tag.marks(&tags));
+        assert!(ManagedTag::parse("nokey").is_err());
+        assert!(ManagedTag::parse("=x").is_err());
+    }
 }

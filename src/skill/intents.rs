@@ -27,6 +27,12 @@ pub enum IntentName {
     StopInstance,
     /// "restart build two" (critical).
     RebootInstance,
+    /// "what can I clean up".
+    CleanupReport,
+    /// "clean up unused resources" (critical).
+    Cleanup,
+    /// "is my VPN up".
+    VpnStatus,
 }
 
 /// A slot an intent expects in the interaction model: name and slot type.
@@ -59,7 +65,23 @@ impl IntentName {
         Self::StartInstance,
         Self::StopInstance,
         Self::RebootInstance,
+        Self::CleanupReport,
+        Self::Cleanup,
+        Self::VpnStatus,
     ];
+
+    /// Whether it is answered by the skill itself rather than an operation of the catalog.
+    pub fn is_built_in(self) -> bool {
+        matches!(
+            self,
+            Self::Help
+                | Self::Stop
+                | Self::Cancel
+                | Self::Fallback
+                | Self::NavigateHome
+                | Self::VerifyCode
+        )
+    }
 
     /// The name as it appears in the interaction model and in requests.
     pub fn as_str(self) -> &'static str {
@@ -75,6 +97,9 @@ impl IntentName {
             Self::StartInstance => "StartInstanceIntent",
             Self::StopInstance => "StopInstanceIntent",
             Self::RebootInstance => "RebootInstanceIntent",
+            Self::CleanupReport => "CleanupReportIntent",
+            Self::Cleanup => "CleanupIntent",
+            Self::VpnStatus => "VpnStatusIntent",
         }
     }
 
@@ -90,17 +115,25 @@ impl IntentName {
                 name: CODE_SLOT,
                 slot_type: "AMAZON.NUMBER",
             }],
-            Self::ListInstances => &[SlotSpec {
-                name: REGION_SLOT,
-                slot_type: "AWS_REGION",
-            }],
+            Self::ListInstances | Self::CleanupReport | Self::Cleanup | Self::VpnStatus => {
+                &[SlotSpec {
+                    name: REGION_SLOT,
+                    slot_type: "AWS_REGION",
+                }]
+            }
             Self::InstanceStatus
             | Self::StartInstance
             | Self::StopInstance
-            | Self::RebootInstance => &[SlotSpec {
-                name: INSTANCE_SLOT,
-                slot_type: "INSTANCE_NAME",
-            }],
+            | Self::RebootInstance => &[
+                SlotSpec {
+                    name: INSTANCE_SLOT,
+                    slot_type: "INSTANCE_NAME",
+                },
+                SlotSpec {
+                    name: REGION_SLOT,
+                    slot_type: "AWS_REGION",
+                },
+            ],
             Self::Help | Self::Stop | Self::Cancel | Self::Fallback | Self::NavigateHome => &[],
         }
     }
@@ -116,5 +149,32 @@ mod tests {
             assert_eq!(IntentName::from_name(intent.as_str()), Some(*intent));
         }
         assert_eq!(IntentName::from_name("AMAZON.PauseIntent"), None);
+    }
+
+    /// Both directions: every intent is a built-in or has an operation in the catalog (with
+    /// the same slots), and every operation of the catalog is asked for by an intent.
+    #[test]
+    fn every_intent_is_a_built_in_or_an_operation_of_the_catalog() {
+        use crate::ops::catalog;
+        for intent in IntentName::ALL {
+            match catalog::find(intent.as_str()) {
+                Some(declaration) => {
+                    assert!(!intent.is_built_in(), "{intent:?}");
+                    let mut slots: Vec<&str> = intent.slots().iter().map(|s| s.name).collect();
+                    let mut declared = declaration.slots.to_vec();
+                    slots.sort_unstable();
+                    declared.sort_unstable();
+                    assert_eq!(slots, declared, "{}", declaration.name);
+                }
+                None => assert!(intent.is_built_in(), "{intent:?} has no operation"),
+            }
+        }
+        for declaration in catalog::declarations() {
+            assert!(
+                IntentName::from_name(declaration.intent).is_some(),
+                "{} is asked for by no intent",
+                declaration.name
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::intents::{CODE_SLOT, INSTANCE_SLOT, IntentName, REGION_SLOT};
 use super::names::{self, Match};
-use super::speech::{InstanceCounts, Line, Locale, Scope};
+use super::speech::{CleanupCounts, InstanceCounts, Line, Locale, Scope, VpnStates};
 use crate::alexa::envelope::{
     CanFulfillIntentRequest, ConfirmationStatus, Intent, IntentRequest, RequestKind,
     SessionEndedReason, SessionEndedRequest, SkillEvent,
@@ -21,9 +21,9 @@ use crate::cloud::arn::Region;
 use crate::cloud::broker::{Broker, BrokerError};
 use crate::gate::{Challenge, Closing, Execution, Gate, GateError, State, Verdict};
 use crate::identity::{Identity, Speaker};
-use crate::ops::OpsError;
-use crate::ops::ec2::{self, InstanceInfo, InstanceState};
-use crate::ops::ec2::{Action, InstanceOperation, ManagedTag};
+use crate::ops::catalog::{Criticality, Guard};
+use crate::ops::instances::{self, Action, InstanceInfo, InstanceOperation, InstanceState};
+use crate::ops::{ManagedTag, Operation, OpsError, cleanup, vpn};
 use crate::store::{LinkedAccount, Store, User};
 
 /// The session attribute that carries the held challenge's id between turns.
@@ -37,7 +37,11 @@ pub struct Skill {
     broker: Arc<Broker>,
     gate: Arc<Gate>,
     managed_tag: ManagedTag,
+    snapshot_age: time::Duration,
 }
+
+/// How old an unused snapshot must be before the cleanup report lists it, by default.
+pub const DEFAULT_SNAPSHOT_AGE_DAYS: i64 = 90;
 
 /// The speaker and the AWS accounts of their tenant.
 struct Speaking {
@@ -62,7 +66,14 @@ impl Skill {
             broker,
             gate,
             managed_tag,
+            snapshot_age: time::Duration::days(DEFAULT_SNAPSHOT_AGE_DAYS),
         }
+    }
+
+    /// Lists unused snapshots in the cleanup report only once they are `days` old.
+    pub fn with_snapshot_age_days(mut self, days: i64) -> Self {
+        self.snapshot_age = time::Duration::days(days.max(0));
+        self
     }
 
     /// Answers one verified request.
@@ -126,6 +137,9 @@ impl Skill {
                 self.critical(turn, envelope, &request.intent, Action::Reboot)
                     .await
             }
+            IntentName::CleanupReport => self.cleanup(turn, envelope, &request.intent, false).await,
+            IntentName::Cleanup => self.cleanup(turn, envelope, &request.intent, true).await,
+            IntentName::VpnStatus => self.vpn(turn, envelope, &request.intent).await,
         }
     }
 
@@ -142,7 +156,7 @@ impl Skill {
                 Ok(found) => found,
                 Err(answer) => return answer,
             };
-        let operation = InstanceOperation {
+        let instance_op = InstanceOperation {
             action,
             account_id: account.id.as_str().to_owned(),
             account_name: account.name.clone(),
@@ -150,8 +164,18 @@ impl Skill {
             instance_id: instance.id.clone(),
             instance_name: instance.label().to_owned(),
         };
+        // Nothing to do: not held, nothing to approve.
+        if action.would_do_nothing(instance.state) {
+            return turn
+                .say(Line::AlreadyInState {
+                    name: instance_op.instance_name.clone(),
+                    state: instance.state,
+                })
+                .end_session(true);
+        }
+        let operation = Operation::Instance(instance_op);
         // The tag guard: refused before anything is held or changed.
-        if !self.managed_tag.marks(&instance) {
+        if !self.managed_tag.marks(&instance.tags) {
             self.gate
                 .record_unheld(
                     &speaking.user,
@@ -163,11 +187,24 @@ impl Skill {
                 .await;
             return turn
                 .say(Line::NotManaged {
-                    name: operation.instance_name.clone(),
+                    name: instance.label().to_owned(),
                     tag: self.managed_tag.to_string(),
                 })
                 .end_session(true);
         }
+        self.hold(turn, envelope, intent, &speaking, operation)
+            .await
+    }
+
+    /// Holds `operation` for the code (asking first before replacing another one waiting).
+    async fn hold(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+        speaking: &Speaking,
+        operation: Operation,
+    ) -> ResponseBuilder {
         let acting = actor(envelope);
         let held = match self.gate.hold(&speaking.user, &operation, &acting).await {
             Ok(challenge) => challenge,
@@ -328,16 +365,11 @@ impl Skill {
             }
             Err(_) => Run::Unreachable("the deadline passed before the change was sent".into()),
         };
-        let name = op.instance_name.clone();
         match outcome {
-            Run::Done(request_id) => {
-                self.finish(challenge, Execution::Executed(request_id), acting)
+            Run::Done(done) => {
+                self.finish(challenge, Execution::Executed(done.request_id), acting)
                     .await;
-                turn.say(Line::Doing {
-                    action: op.action,
-                    name,
-                })
-                .end_session(true)
+                turn.say(Line::Done(done.report)).end_session(true)
             }
             Run::NotManaged => {
                 self.finish(
@@ -349,7 +381,17 @@ impl Skill {
                     acting,
                 )
                 .await;
-                turn.say(Line::NoLongerManaged { name }).end_session(true)
+                turn.say(Line::NoLongerManaged(op.clone()))
+                    .end_session(true)
+            }
+            Run::Changed(reason) => {
+                self.finish(
+                    challenge,
+                    Execution::Failed(format!("refused by the guard: {reason}")),
+                    acting,
+                )
+                .await;
+                turn.say(Line::ChangedSinceApproval).end_session(true)
             }
             Run::NoAccount => {
                 self.finish(
@@ -369,11 +411,7 @@ impl Skill {
                 warn!(account = %account.id, detail, "no answer to a change; its outcome is unknown");
                 self.finish(challenge, Execution::Unknown(detail), acting)
                     .await;
-                turn.say(Line::OutcomeUnknown {
-                    action: op.action,
-                    name,
-                })
-                .end_session(true)
+                turn.say(Line::OutcomeUnknown(op.clone())).end_session(true)
             }
             Run::Ops(account, error) => {
                 self.finish(challenge, Execution::Failed(error.to_string()), acting)
@@ -393,11 +431,7 @@ impl Skill {
                 );
                 self.finish(challenge, Execution::Unknown(detail), acting)
                     .await;
-                turn.say(Line::OutcomeUnknown {
-                    action: op.action,
-                    name,
-                })
-                .end_session(true)
+                turn.say(Line::OutcomeUnknown(op.clone())).end_session(true)
             }
         }
     }
@@ -406,27 +440,28 @@ impl Skill {
     async fn run(
         &self,
         speaking: &Speaking,
-        op: &InstanceOperation,
+        op: &Operation,
         sent: &std::sync::atomic::AtomicBool,
     ) -> Run {
         let Some(account) = speaking
             .accounts
             .iter()
-            .find(|a| a.id.as_str() == op.account_id)
+            .find(|a| a.id.as_str() == op.account_id())
         else {
             return Run::NoAccount;
         };
         let read = match self
             .broker
-            .session(account, &speaking.user, &ec2::list_instances_policy())
+            .session(account, &speaking.user, &op.guard_policy())
             .await
         {
             Ok(read) => read,
             Err(error) => return Run::Broker(account.clone(), error),
         };
-        match ec2::describe_instance(&read.ec2(Some(&op.region)), &op.instance_id).await {
-            Ok(Some(instance)) if self.managed_tag.marks(&instance) => {}
-            Ok(_) => return Run::NotManaged,
+        match op.guard(&read, &self.managed_tag).await {
+            Ok(Guard::Clear) => {}
+            Ok(Guard::NotManaged) => return Run::NotManaged,
+            Ok(Guard::Changed(reason)) => return Run::Changed(reason),
             Err(error) => return Run::Ops(account.clone(), error),
         }
         let session = match self.broker.aws_account_of(account).await {
@@ -446,8 +481,8 @@ impl Skill {
             Err(error) => return Run::Broker(account.clone(), error),
         };
         sent.store(true, std::sync::atomic::Ordering::SeqCst);
-        match op.execute(&session.ec2_for_change(Some(&op.region))).await {
-            Ok(request_id) => Run::Done(request_id),
+        match op.execute(&session).await {
+            Ok(done) => Run::Done(done),
             Err(error) => Run::Ops(account.clone(), error),
         }
     }
@@ -540,7 +575,7 @@ impl Skill {
         speaking: &Speaking,
         region: Option<&Region>,
     ) -> Result<Vec<(LinkedAccount, String, Vec<InstanceInfo>)>, ResponseBuilder> {
-        let policy = ec2::list_instances_policy();
+        let policy = instances::list_instances_policy();
         let mut found = Vec::new();
         for account in &speaking.accounts {
             let session = self
@@ -551,12 +586,189 @@ impl Skill {
             let region = region
                 .map_or(account.region.as_str(), Region::as_str)
                 .to_owned();
-            let instances = ec2::list_instances(&session.ec2(Some(&region)))
+            let instances = instances::list_instances(&session.ec2(Some(&region)))
                 .await
                 .map_err(|error| turn.ops_failure(account, &error))?;
             found.push((account.clone(), region, instances));
         }
         Ok(found)
+    }
+
+    /// "what can I clean up" (`delete` false) and "clean up unused resources" (`delete`
+    /// true: holds the deletion of exactly the managed unused resources it found, in the
+    /// first account that has any).
+    async fn cleanup(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+        delete: bool,
+    ) -> ResponseBuilder {
+        let region = match region_slot(intent) {
+            Ok(region) => region,
+            Err(spoken) => {
+                return turn
+                    .say(Line::UnknownRegion { spoken })
+                    .reprompt(turn.speech(Line::HelpReprompt))
+                    .end_session(false);
+            }
+        };
+        let speaking = match self.speaking(turn, envelope).await {
+            Ok(speaking) => speaking,
+            Err(answer) => return answer,
+        };
+        let several = speaking.accounts.len() > 1;
+        let now = time::OffsetDateTime::now_utc();
+        let mut reports = Vec::new();
+        for account in &speaking.accounts {
+            let session = match self
+                .broker
+                .session(account, &speaking.user, &cleanup::report_policy())
+                .await
+            {
+                Ok(session) => session,
+                Err(error) => return turn.broker_failure(account, &error),
+            };
+            let region = region
+                .as_ref()
+                .map_or(account.region.as_str(), Region::as_str)
+                .to_owned();
+            match cleanup::report(
+                &session.ec2(Some(&region)),
+                &region,
+                &self.managed_tag,
+                self.snapshot_age,
+                now,
+            )
+            .await
+            {
+                Ok(report) => reports.push((account.clone(), region, report)),
+                Err(error) => return turn.ops_failure(account, &error),
+            }
+        }
+        let mut card = Vec::new();
+        for (account, region, report) in &reports {
+            card.push(format!("{} ({region}):", account.name));
+            if report.unused.is_empty() {
+                card.push("  nothing unused".into());
+            }
+            for u in &report.unused {
+                card.push(format!(
+                    "  {} {}{}, {} a month{}",
+                    u.id,
+                    u.label.as_deref().unwrap_or(""),
+                    if u.size_gib > 0 {
+                        format!(" {} GiB", u.size_gib)
+                    } else {
+                        String::new()
+                    },
+                    cleanup::dollars(u.monthly_cents),
+                    if u.managed { "" } else { ", not managed" }
+                ));
+            }
+        }
+        card.push("Costs are estimates from list prices.".into());
+        if !delete {
+            let scopes = reports
+                .into_iter()
+                .map(|(account, region, report)| CleanupCounts {
+                    scope: Scope {
+                        account: several.then(|| account.name.clone()),
+                        region,
+                    },
+                    unused: report.unused,
+                })
+                .collect();
+            return turn
+                .say(Line::CleanupReport(scopes))
+                .simple_card(Line::CardTitle.text(turn.locale), card.join("\n"))
+                .end_session(true);
+        }
+        let unmanaged = reports
+            .iter()
+            .map(|(_, _, r)| r.unused.iter().filter(|u| !u.managed).count())
+            .sum();
+        let Some((account, region, report)) = reports
+            .into_iter()
+            .find(|(_, _, report)| !report.managed().is_empty())
+        else {
+            return turn
+                .say(Line::NothingToClean { unmanaged })
+                .end_session(true);
+        };
+        let operation = Operation::Cleanup(cleanup::CleanupOperation {
+            account_id: account.id.as_str().to_owned(),
+            account_name: account.name.clone(),
+            region,
+            resources: report.managed(),
+            snapshot_age_days: self.snapshot_age.whole_days(),
+        });
+        self.hold(turn, envelope, intent, &speaking, operation)
+            .await
+    }
+
+    /// "is my VPN up": every site-to-site connection and its tunnels, per account.
+    async fn vpn(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+    ) -> ResponseBuilder {
+        let region = match region_slot(intent) {
+            Ok(region) => region,
+            Err(spoken) => {
+                return turn
+                    .say(Line::UnknownRegion { spoken })
+                    .reprompt(turn.speech(Line::HelpReprompt))
+                    .end_session(false);
+            }
+        };
+        let speaking = match self.speaking(turn, envelope).await {
+            Ok(speaking) => speaking,
+            Err(answer) => return answer,
+        };
+        let several = speaking.accounts.len() > 1;
+        let mut scopes = Vec::new();
+        let mut card = Vec::new();
+        for account in &speaking.accounts {
+            let session = match self
+                .broker
+                .session(account, &speaking.user, &vpn::policy())
+                .await
+            {
+                Ok(session) => session,
+                Err(error) => return turn.broker_failure(account, &error),
+            };
+            let region = region
+                .as_ref()
+                .map_or(account.region.as_str(), Region::as_str)
+                .to_owned();
+            let connections = match vpn::connections(&session.ec2(Some(&region))).await {
+                Ok(connections) => connections,
+                Err(error) => return turn.ops_failure(account, &error),
+            };
+            card.push(format!("{} ({region}):", account.name));
+            for c in &connections {
+                card.push(format!(
+                    "  {} ({}) {}, tunnels up {}/{}",
+                    c.label(),
+                    c.id,
+                    c.state,
+                    c.tunnels_up,
+                    c.tunnels
+                ));
+            }
+            scopes.push(VpnStates {
+                scope: Scope {
+                    account: several.then(|| account.name.clone()),
+                    region,
+                },
+                connections,
+            });
+        }
+        turn.say(Line::Vpn(scopes))
+            .simple_card(Line::CardTitle.text(turn.locale), card.join("\n"))
+            .end_session(true)
     }
 
     async fn list_instances(
@@ -635,8 +847,13 @@ impl Skill {
         let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
             return Err(turn.ask_for_instance(Line::WhichInstance, intent));
         };
+        let region = region_slot(intent).map_err(|spoken| {
+            turn.say(Line::UnknownRegion { spoken })
+                .reprompt(turn.speech(Line::HelpReprompt))
+                .end_session(false)
+        })?;
         let speaking = self.speaking(turn, envelope).await?;
-        let found = self.instances(turn, &speaking, None).await?;
+        let found = self.instances(turn, &speaking, region.as_ref()).await?;
         let several = found.len() > 1;
         let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found
             .into_iter()
@@ -732,10 +949,12 @@ const EXECUTION_DEADLINE: std::time::Duration = std::time::Duration::from_millis
 
 /// How running an approved operation went.
 enum Run {
-    /// It ran; the AWS request id.
-    Done(Option<String>),
-    /// The instance lost its managed tag.
+    /// It ran.
+    Done(crate::ops::catalog::Done),
+    /// The resource lost its managed tag.
     NotManaged,
+    /// What was approved is no longer what would run.
+    Changed(String),
     /// The account is no longer linked.
     NoAccount,
     /// No session.
@@ -885,21 +1104,10 @@ fn skill_event(event: &SkillEvent) -> ResponseEnvelope {
 /// Name-free interaction: voxgate claims the read-only questions it can answer without a
 /// session; the built-ins and the code intent make no sense outside one.
 fn can_fulfill(question: &CanFulfillIntentRequest) -> ResponseBuilder {
-    let answer = match IntentName::from_name(&question.intent.name) {
-        Some(IntentName::ListInstances | IntentName::InstanceStatus) => "YES",
-        // Changes need a session (the code dialog); never claimed name-free.
-        Some(
-            IntentName::StartInstance
-            | IntentName::StopInstance
-            | IntentName::RebootInstance
-            | IntentName::Help
-            | IntentName::Stop
-            | IntentName::Cancel
-            | IntentName::Fallback
-            | IntentName::NavigateHome
-            | IntentName::VerifyCode,
-        )
-        | None => "NO",
+    // Changes need a session (the code dialog); never claimed name-free.
+    let answer = match crate::ops::catalog::find(&question.intent.name) {
+        Some(declaration) if declaration.criticality == Criticality::Read => "YES",
+        Some(_) | None => "NO",
     };
     ResponseBuilder::new().can_fulfill(CanFulfillIntent {
         can_fulfill: answer.to_owned(),

@@ -4,7 +4,11 @@
 //! more `match` arm in [`Line::text`] and one more function like [`en_us`]; the compiler
 //! then points at every line it still lacks.
 
-use crate::ops::ec2::InstanceState;
+use crate::ops::Operation;
+use crate::ops::catalog::Report;
+use crate::ops::cleanup::{self, CleanupResult};
+use crate::ops::instances::{Action, InstanceState};
+use crate::ops::vpn::VpnConnection;
 
 /// A language voxgate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +36,24 @@ pub struct Scope {
     pub account: Option<String>,
     /// Region code.
     pub region: String,
+}
+
+/// The cleanup report of one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CleanupCounts {
+    /// Where.
+    pub scope: Scope,
+    /// Every unused resource found.
+    pub unused: Vec<cleanup::Unused>,
+}
+
+/// The VPN connections of one scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnStates {
+    /// Where.
+    pub scope: Scope,
+    /// Its connections.
+    pub connections: Vec<VpnConnection>,
 }
 
 /// The instances of one scope, by state.
@@ -131,13 +153,26 @@ pub enum Line {
     HeldReprompt,
     /// Asks for the code.
     AskCode,
-    /// The operation is running.
-    Doing {
-        /// What is being done.
-        action: crate::ops::ec2::Action,
-        /// To which instance.
+    /// The operation ran (or is under way), as its report says.
+    Done(Report),
+    /// The operation would change nothing, so it was not held.
+    AlreadyInState {
+        /// The instance.
         name: String,
+        /// Its state.
+        state: InstanceState,
     },
+    /// The guard found the resources changed since the approval.
+    ChangedSinceApproval,
+    /// What can be cleaned up, per scope.
+    CleanupReport(Vec<CleanupCounts>),
+    /// Nothing managed is unused: no cleanup to hold.
+    NothingToClean {
+        /// Unused resources without the managed tag (left alone).
+        unmanaged: usize,
+    },
+    /// VPN connections and their tunnels, per scope.
+    Vpn(Vec<VpnStates>),
     /// A wrong code.
     WrongCode {
         /// Tries left.
@@ -169,12 +204,7 @@ pub enum Line {
     /// The operation was already approved; this code changes nothing.
     AlreadyApproved,
     /// A change was sent but AWS did not answer in time: whether it happened is unknown.
-    OutcomeUnknown {
-        /// What was asked.
-        action: crate::ops::ec2::Action,
-        /// To which instance.
-        name: String,
-    },
+    OutcomeUnknown(Operation),
     /// "cancel" came after the operation was approved: it is running.
     TooLateToCancel {
         /// Its summary.
@@ -195,10 +225,7 @@ pub enum Line {
         tag: String,
     },
     /// The target lost the managed tag between holding and running.
-    NoLongerManaged {
-        /// The instance's name.
-        name: String,
-    },
+    NoLongerManaged(Operation),
     /// Asks whether to replace the waiting operation.
     ReplaceAsk {
         /// The waiting one.
@@ -329,10 +356,11 @@ pub fn en_us(line: &Line) -> String {
         Line::Welcome => "Cloud gate is listening. What would you like to do?",
         Line::WelcomeReprompt => "You can say help to hear what I can do.",
         Line::Help => {
-            "I run operations on your AWS account by voice. Ask what's running, or whether a \
-             server is up, and I'll answer straight away. Anything that changes your account \
-             waits for the code shown in your voxgate app, and I run it only after you say that \
-             code. What would you like to do?"
+            "I run operations on your AWS account by voice. Ask what's running, whether a \
+             server is up, what you can clean up, or whether your VPN is up, and I'll answer \
+             straight away. Anything that changes your account, like \"stop the web server\", \
+             waits for the code shown in your voxgate app; say cancel to drop it. What would you \
+             like to do?"
         }
         Line::HelpReprompt => "What would you like to do?",
         Line::Goodbye => "Okay, nothing more to do. Goodbye.",
@@ -417,14 +445,38 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::HeldReprompt => "Say the code shown in your voxgate app, or say cancel.",
         Line::AskCode => "What's the code shown in your voxgate app?",
-        Line::Doing { action, name } => {
-            let doing = match action {
-                crate::ops::ec2::Action::Start => "Starting",
-                crate::ops::ec2::Action::Stop => "Stopping",
-                crate::ops::ec2::Action::Reboot => "Rebooting",
+        Line::Done(Report::Instance(op)) => {
+            let doing = match op.action {
+                Action::Start => "Starting",
+                Action::Stop => "Stopping",
+                Action::Reboot => "Rebooting",
             };
-            return format!("{doing} {name} now.");
+            return format!("{doing} {} now.", op.instance_name);
         }
+        Line::Done(Report::Cleanup(result)) => return cleaned(result),
+        Line::AlreadyInState { name, state } => {
+            return format!(
+                "{name} is already {}, so there's nothing to do. Nothing was changed.",
+                state.as_str()
+            );
+        }
+        Line::ChangedSinceApproval => {
+            "Something changed since you approved it, so I didn't run it. Nothing was \
+             changed. Ask again to see what can be done now."
+        }
+        Line::CleanupReport(scopes) => return cleanup_report(scopes),
+        Line::NothingToClean { unmanaged: 0 } => {
+            "There's nothing unused to clean up. Nothing was changed."
+        }
+        Line::NothingToClean { unmanaged } => {
+            return format!(
+                "Nothing that voxgate manages is unused. {} without voxgate's tag, \
+                 so I'll leave {}. Nothing was changed.",
+                count(*unmanaged, "unused resource is", "unused resources are"),
+                if *unmanaged == 1 { "it" } else { "them" }
+            );
+        }
+        Line::Vpn(scopes) => return vpn_states(scopes),
         Line::WrongCode { tries_left } => {
             let tries = if *tries_left == 1 {
                 "1 try".to_owned()
@@ -466,16 +518,22 @@ pub fn en_us(line: &Line) -> String {
         Line::AlreadyApproved => {
             "That request was already approved, so I didn't run anything again."
         }
-        Line::OutcomeUnknown { action, name } => {
-            let done = match action {
-                crate::ops::ec2::Action::Start => "started",
-                crate::ops::ec2::Action::Stop => "stopped",
-                crate::ops::ec2::Action::Reboot => "rebooted",
+        Line::OutcomeUnknown(Operation::Instance(op)) => {
+            let done = match op.action {
+                Action::Start => "started",
+                Action::Stop => "stopped",
+                Action::Reboot => "rebooted",
             };
+            let name = &op.instance_name;
             return format!(
                 "I asked AWS, but it didn't answer in time, so I can't tell whether {name} was \
                  {done}. Please check {name} before asking again; I won't retry it."
             );
+        }
+        Line::OutcomeUnknown(Operation::Cleanup(_)) => {
+            "I asked AWS, but it didn't answer in time, so I can't tell whether the unused \
+             resources were deleted. Please check them in your account before asking again; I \
+             won't retry it."
         }
         Line::TooLateToCancel { summary } => {
             return format!("Too late to cancel: {summary} was already approved and is running.");
@@ -493,10 +551,15 @@ pub fn en_us(line: &Line) -> String {
                  change it. Nothing was changed."
             );
         }
-        Line::NoLongerManaged { name } => {
+        Line::NoLongerManaged(Operation::Instance(op)) => {
             return format!(
-                "{name} no longer carries voxgate's tag, so I didn't run it. Nothing was changed."
+                "{} no longer carries voxgate's tag, so I didn't run it. Nothing was changed.",
+                op.instance_name
             );
+        }
+        Line::NoLongerManaged(Operation::Cleanup(_)) => {
+            "One of those resources no longer carries voxgate's tag, so I didn't delete \
+             anything. Nothing was changed."
         }
         Line::ReplaceAsk { old, new } => {
             return format!(
@@ -514,9 +577,164 @@ pub fn en_us(line: &Line) -> String {
     text.to_owned()
 }
 
+/// "about 42 dollars a month" (whole dollars; under one dollar, "less than a dollar").
+fn monthly(cents: u64) -> String {
+    match cents {
+        0..=99 => "less than a dollar a month".to_owned(),
+        _ => {
+            let dollars = (cents + 50) / 100;
+            format!(
+                "about {dollars} dollar{} a month",
+                if dollars == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+fn in_scope(scope: &Scope) -> String {
+    match &scope.account {
+        Some(account) => format!("In {account}, {}", scope.region),
+        None => format!("In {}", scope.region),
+    }
+}
+
+fn cleanup_report(scopes: &[CleanupCounts]) -> String {
+    let mut sentences = Vec::new();
+    let mut managed = 0;
+    for scope in scopes {
+        managed += scope.unused.iter().filter(|u| u.managed).count();
+        if scope.unused.is_empty() {
+            sentences.push(format!("{}, nothing is unused.", in_scope(&scope.scope)));
+            continue;
+        }
+        let cents: u64 = scope.unused.iter().map(|u| u.monthly_cents).sum();
+        sentences.push(format!(
+            "{}, you have {}, costing {}.",
+            in_scope(&scope.scope),
+            cleanup::counted(&scope.unused),
+            monthly(cents)
+        ));
+    }
+    let total: usize = scopes.iter().map(|s| s.unused.len()).sum();
+    if total > 0 {
+        sentences.push(match managed {
+            0 => "None of them carries voxgate's tag, so I can't clean them up.".to_owned(),
+            n if n == total => "Say \"clean up unused resources\" to delete them.".to_owned(),
+            n => format!(
+                "{} voxgate's tag; say \"clean up unused resources\" to delete {}.",
+                count(n, "of them carries", "of them carry"),
+                if n == 1 { "it" } else { "those" }
+            ),
+        });
+    }
+    sentences.join(" ")
+}
+
+fn cleaned(result: &CleanupResult) -> String {
+    let mut sentences = vec![if result.deleted.is_empty() {
+        "I couldn't delete any of them.".to_owned()
+    } else {
+        format!(
+            "Deleted {}, saving {}.",
+            cleanup::counted(&result.deleted),
+            monthly(result.monthly_cents())
+        )
+    }];
+    for (resource, code) in &result.failed {
+        sentences.push(format!("AWS refused to delete {} ({code}).", resource.id));
+    }
+    for resource in &result.unknown {
+        sentences.push(format!(
+            "AWS didn't answer about {}, so please check it; I won't retry.",
+            resource.id
+        ));
+    }
+    if !result.skipped.is_empty() {
+        sentences.push(format!(
+            "I left {} alone.",
+            count(result.skipped.len(), "resource", "resources")
+        ));
+    }
+    sentences.join(" ")
+}
+
+fn vpn_states(scopes: &[VpnStates]) -> String {
+    let mut sentences = Vec::new();
+    for scope in scopes {
+        if scope.connections.is_empty() {
+            sentences.push(format!(
+                "{}, there's no VPN connection.",
+                in_scope(&scope.scope)
+            ));
+            continue;
+        }
+        let parts: Vec<String> = scope
+            .connections
+            .iter()
+            .map(|c| {
+                if c.is_up() {
+                    format!("{} is up", c.label())
+                } else if c.state != "available" {
+                    format!("{} is {}", c.label(), c.state)
+                } else if c.tunnels == 0 {
+                    format!("{} reports no tunnels", c.label())
+                } else {
+                    format!(
+                        "{} has {} of {} tunnels up",
+                        c.label(),
+                        c.tunnels_up,
+                        c.tunnels
+                    )
+                }
+            })
+            .collect();
+        sentences.push(format!("{}, {}.", in_scope(&scope.scope), parts.join(", ")));
+    }
+    sentences.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn instance_op() -> Operation {
+        Operation::Instance(crate::ops::instances::InstanceOperation {
+            action: Action::Stop,
+            account_id: "a_1".into(),
+            account_name: "prod".into(),
+            region: "eu-west-1".into(),
+            instance_id: "i-1".into(),
+            instance_name: "web-1".into(),
+        })
+    }
+
+    fn unused(kind: cleanup::ResourceKind) -> cleanup::Unused {
+        cleanup::Unused {
+            kind,
+            id: "vol-1".into(),
+            label: None,
+            size_gib: 8,
+            monthly_cents: 4210,
+            managed: true,
+        }
+    }
+
+    fn cleanup_op() -> Operation {
+        Operation::Cleanup(cleanup::CleanupOperation {
+            account_id: "a_1".into(),
+            account_name: "prod".into(),
+            region: "eu-west-1".into(),
+            resources: vec![unused(cleanup::ResourceKind::Volume)],
+            snapshot_age_days: 90,
+        })
+    }
+
+    #[test]
+    fn money_is_said_as_a_person_would() {
+        assert_eq!(monthly(4210), "about 42 dollars a month");
+        assert_eq!(monthly(120), "about 1 dollar a month");
+        assert_eq!(monthly(40), "less than a dollar a month");
+    }
 
     fn every_line() -> Vec<Line> {
         let scope = Scope {
@@ -541,7 +759,7 @@ mod tests {
             Line::LinkAccount,
             Line::NoLinkedAccount,
             Line::Instances(vec![InstanceCounts {
-                scope,
+                scope: scope.clone(),
                 running: vec!["web-1".into()],
                 stopped: vec![],
                 changing: 0,
@@ -572,10 +790,47 @@ mod tests {
             Line::ChallengeEndedByWrongCodes,
             Line::ChallengeUnreadable,
             Line::AlreadyApproved,
-            Line::OutcomeUnknown {
-                action: crate::ops::ec2::Action::Stop,
+            Line::OutcomeUnknown(instance_op()),
+            Line::OutcomeUnknown(cleanup_op()),
+            Line::NoLongerManaged(instance_op()),
+            Line::NoLongerManaged(cleanup_op()),
+            Line::Done(Report::Instance(match instance_op() {
+                Operation::Instance(op) => op,
+                Operation::Cleanup(_) => unreachable!(),
+            })),
+            Line::Done(Report::Cleanup(CleanupResult {
+                deleted: vec![unused(cleanup::ResourceKind::Volume)],
+                failed: vec![(
+                    unused(cleanup::ResourceKind::Address),
+                    "InvalidAddress".into(),
+                )],
+                unknown: vec![unused(cleanup::ResourceKind::Snapshot)],
+                skipped: vec![unused(cleanup::ResourceKind::Snapshot)],
+            })),
+            Line::AlreadyInState {
                 name: "web-1".into(),
+                state: InstanceState::Stopped,
             },
+            Line::ChangedSinceApproval,
+            Line::CleanupReport(vec![CleanupCounts {
+                scope: scope.clone(),
+                unused: vec![
+                    unused(cleanup::ResourceKind::Volume),
+                    unused(cleanup::ResourceKind::Address),
+                ],
+            }]),
+            Line::NothingToClean { unmanaged: 0 },
+            Line::NothingToClean { unmanaged: 2 },
+            Line::Vpn(vec![VpnStates {
+                scope: scope.clone(),
+                connections: vec![VpnConnection {
+                    id: "vpn-1".into(),
+                    name: Some("office".into()),
+                    state: "available".into(),
+                    tunnels_up: 1,
+                    tunnels: 2,
+                }],
+            }]),
             Line::TooLateToCancel {
                 summary: "Stop instance web-1".into(),
             },

@@ -128,10 +128,6 @@ function minutes(seconds) {
   return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
 }
 
-function actionWord(action) {
-  return { start: "Start", stop: "Stop", reboot: "Reboot" }[action] || action;
-}
-
 function renderApprovals() {
   const list = $("list");
   const template = $("approval-template");
@@ -157,10 +153,15 @@ function renderApprovals() {
       announce("New approval: " + c.summary + ". Code " + c.code.split("").join(" ") + ".");
     }
     li.querySelector(".summary").textContent = c.summary;
-    li.querySelector(".action").textContent = actionWord(c.action);
-    li.querySelector(".instance").textContent = c.instance.name + " (" + c.instance.id + ")";
-    li.querySelector(".account").textContent = c.account;
-    li.querySelector(".region").textContent = c.region;
+    const details = li.querySelector(".details");
+    details.replaceChildren();
+    for (const [label, value] of c.details) {
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      details.append(dt, dd);
+    }
     const code = li.querySelector(".code");
     code.textContent = groupCode(c.code);
     code.setAttribute("aria-label", "Code " + c.code.split("").join(" "));

@@ -1,9 +1,55 @@
-//! EC2 operations. Read-only ones answer at once; their session policy names only the
-//! Describe actions they call.
+//! Instances: list and status (read), start, stop and reboot (critical). Read-only calls
+//! answer at once; their session policy names only the Describe actions they call.
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 
-use super::{OpsError, SessionPolicy};
+#[cfg(test)]
+use super::catalog::Operation;
+use super::catalog::{Criticality, Declaration, Done, Guard, Report, sha256_hex};
+use super::{ManagedTag, OpsError, SessionPolicy};
+use crate::cloud::broker::AwsSession;
+
+/// The kind instance operations are stored under.
+pub const KIND: &str = "ec2-instance";
+
+/// The instance family's operations.
+pub const DECLARATIONS: &[Declaration] = &[
+    Declaration {
+        name: "instances.list",
+        intent: "ListInstancesIntent",
+        slots: &["region"],
+        criticality: Criticality::Read,
+        iam_actions: &["ec2:DescribeInstances"],
+    },
+    Declaration {
+        name: "instances.status",
+        intent: "InstanceStatusIntent",
+        slots: &["instance", "region"],
+        criticality: Criticality::Read,
+        iam_actions: &["ec2:DescribeInstances"],
+    },
+    Declaration {
+        name: "instances.start",
+        intent: "StartInstanceIntent",
+        slots: &["instance", "region"],
+        criticality: Criticality::Critical,
+        iam_actions: &["ec2:DescribeInstances", "ec2:StartInstances"],
+    },
+    Declaration {
+        name: "instances.stop",
+        intent: "StopInstanceIntent",
+        slots: &["instance", "region"],
+        criticality: Criticality::Critical,
+        iam_actions: &["ec2:DescribeInstances", "ec2:StopInstances"],
+    },
+    Declaration {
+        name: "instances.reboot",
+        intent: "RebootInstanceIntent",
+        slots: &["instance", "region"],
+        criticality: Criticality::Critical,
+        iam_actions: &["ec2:DescribeInstances", "ec2:RebootInstances"],
+    },
+];
 
 /// The session policy of [`list_instances`]. Describe calls have no resource-level
 /// permissions, hence `*`.
@@ -171,43 +217,19 @@ impl Action {
             Self::Reboot => "reboot",
         }
     }
-}
 
-/// The tag that marks instances voxgate may change (`--managed-tag KEY=VALUE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManagedTag {
-    /// Tag key.
-    pub key: String,
-    /// Tag value.
-    pub value: String,
-}
-
-impl ManagedTag {
-    /// Parses `KEY=VALUE`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => Ok(Self {
-                key: key.trim().to_owned(),
-                value: value.trim().to_owned(),
-            }),
-            _ => Err(format!(
-                "'{raw}' is not KEY=VALUE: set --managed-tag (VOXGATE_MANAGED_TAG) like voxgate:managed=true"
-            )),
-        }
-    }
-
-    /// Whether `instance` carries this tag.
-    pub fn marks(&self, instance: &InstanceInfo) -> bool {
-        instance
-            .tags
-            .iter()
-            .any(|(k, v)| *k == self.key && *v == self.value)
-    }
-}
-
-impl std::fmt::Display for ManagedTag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}={}", self.key, self.value)
+    /// Whether it would change nothing on an instance in `state` (starting a running
+    /// instance, stopping a stopped one): such an operation is not held.
+    pub fn would_do_nothing(self, state: InstanceState) -> bool {
+        matches!(
+            (self, state),
+            (Self::Start, InstanceState::Running | InstanceState::Pending)
+                | (Self::Stop, InstanceState::Stopped | InstanceState::Stopping)
+                | (
+                    Self::Reboot,
+                    InstanceState::Stopped | InstanceState::Stopping
+                )
+        )
     }
 }
 
@@ -257,10 +279,7 @@ impl InstanceOperation {
             self.region,
             self.instance_id
         );
-        hex::encode(ring::digest::digest(
-            &ring::digest::SHA256,
-            canonical.as_bytes(),
-        ))
+        sha256_hex(&canonical)
     }
 
     /// The instance's ARN in `aws_account` (the 12-digit id).
@@ -282,11 +301,22 @@ impl InstanceOperation {
         )
     }
 
+    /// The instance must still exist and carry the managed tag.
+    pub async fn guard(&self, read: &AwsSession, managed: &ManagedTag) -> Result<Guard, OpsError> {
+        Ok(
+            match describe_instance(&read.ec2(Some(&self.region)), &self.instance_id).await? {
+                Some(instance) if managed.marks(&instance.tags) => Guard::Clear,
+                _ => Guard::NotManaged,
+            },
+        )
+    }
+
     /// Runs it; the AWS request id on success.
-    pub async fn execute(&self, client: &aws_sdk_ec2::Client) -> Result<Option<String>, OpsError> {
+    pub async fn execute(&self, session: &AwsSession) -> Result<Done, OpsError> {
         use aws_sdk_ec2::operation::RequestId as _;
+        let client = session.ec2_for_change(Some(&self.region));
         let id = self.instance_id.as_str();
-        Ok(match self.action {
+        let request_id = match self.action {
             Action::Start => client
                 .start_instances()
                 .instance_ids(id)
@@ -311,6 +341,10 @@ impl InstanceOperation {
                 .map_err(OpsError::from_sdk_change)?
                 .request_id()
                 .map(str::to_owned),
+        };
+        Ok(Done {
+            request_id,
+            report: Report::Instance(self.clone()),
         })
     }
 }
@@ -326,11 +360,60 @@ pub async fn describe_instance(
         .find(|i| i.id == instance_id))
 }
 
+/// One operation of each action, for the catalog's tests.
+#[cfg(test)]
+pub(super) fn examples() -> Vec<Operation> {
+    [Action::Start, Action::Stop, Action::Reboot]
+        .into_iter()
+        .map(|action| {
+            Operation::Instance(InstanceOperation {
+                action,
+                ..tests::op()
+            })
+        })
+        .collect()
+}
+
+/// (base, one parameter changed, only a label changed) triples for the catalog's tests.
+#[cfg(test)]
+pub(super) fn variations() -> Vec<(Operation, Operation, Option<Operation>)> {
+    let base = tests::op();
+    let with = |f: &dyn Fn(&mut InstanceOperation)| {
+        let mut op = base.clone();
+        f(&mut op);
+        Operation::Instance(op)
+    };
+    let relabelled = with(&|op| op.instance_name = "web-one".into());
+    let relabelled_account = with(&|op| op.account_name = "production".into());
+    vec![
+        (
+            Operation::Instance(base.clone()),
+            with(&|op| op.action = Action::Reboot),
+            Some(relabelled),
+        ),
+        (
+            Operation::Instance(base.clone()),
+            with(&|op| op.instance_id.push('0')),
+            Some(relabelled_account),
+        ),
+        (
+            Operation::Instance(base.clone()),
+            with(&|op| op.region = "eu-west-2".into()),
+            None,
+        ),
+        (
+            Operation::Instance(base.clone()),
+            with(&|op| op.account_id = "a_2".into()),
+            None,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn op() -> InstanceOperation {
+    pub(super) fn op() -> InstanceOperation {
         InstanceOperation {
             action: Action::Stop,
             account_id: "a_1".into(),
@@ -350,27 +433,6 @@ mod tests {
     }
 
     #[test]
-    fn any_change_of_parameters_changes_the_digest() {
-        let base = op().digest();
-        let mut other = op();
-        other.action = Action::Reboot;
-        assert_ne!(other.digest(), base);
-        let mut other = op();
-        other.instance_id.push('0');
-        assert_ne!(other.digest(), base);
-        let mut other = op();
-        other.region = "eu-west-2".into();
-        assert_ne!(other.digest(), base);
-        let mut other = op();
-        other.account_id = "a_2".into();
-        assert_ne!(other.digest(), base);
-        // Labels are for people; they do not change what runs.
-        let mut renamed = op();
-        renamed.instance_name = "web-one".into();
-        assert_eq!(renamed.digest(), base);
-    }
-
-    #[test]
     fn the_session_policy_names_only_the_action_the_instance_and_the_tag() {
         let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
         let doc: serde_json::Value =
@@ -384,24 +446,5 @@ mod tests {
                 "Condition": {"StringEquals": {"aws:ResourceTag/voxgate:managed": "true"}}
             }])
         );
-    }
-
-    #[test]
-    fn managed_tags_are_parsed_and_matched() {
-        let tag = ManagedTag::parse("voxgate:managed=true").expect("ok");
-        let mut instance = InstanceInfo {
-            id: "i-1".into(),
-            name: None,
-            state: InstanceState::Running,
-            instance_type: "t3.micro".into(),
-            tags: vec![("voxgate:managed".into(), "false".into())],
-        };
-        assert!(!tag.marks(&instance));
-        instance
-            .tags
-            .push(("voxgate:managed".into(), "true".into()));
-        assert!(tag.marks(&instance));
-        assert!(ManagedTag::parse("nokey").is_err());
-        assert!(ManagedTag::parse("=x").is_err());
     }
 }

@@ -44,6 +44,19 @@ impl SessionPolicy {
         policy
     }
 
+    /// A policy that allows nothing (yet); see [`SessionPolicy::and`].
+    pub fn empty() -> Self {
+        Self {
+            statements: Vec::new(),
+        }
+    }
+
+    /// This policy with the statements of `other` added.
+    pub fn and(mut self, other: Self) -> Self {
+        self.statements.extend(other.statements);
+        self
+    }
+
     /// The statements.
     pub fn statements(&self) -> &[Statement] {
         &self.statements

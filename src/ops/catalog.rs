@@ -1,0 +1,285 @@
+//! The catalog: every operation voxgate can run, declared once.
+//!
+//! Each family module (`instances`, `cleanup`, `vpn`, …) declares its operations in a
+//! `DECLARATIONS` table (the intent that asks for it, its slots, read or critical, every IAM
+//! action it calls), and its critical operations are one variant of [`Operation`], the type
+//! the gate holds and the store keeps. The gate and the skill only ever see [`Operation`];
+//! adding an operation touches its family module, this enum, the interaction model and the
+//! speech catalog.
+
+use serde_json::Value;
+
+use super::{ManagedTag, OpsError, SessionPolicy, cleanup, instances};
+use crate::cloud::broker::AwsSession;
+
+/// Whether an operation only reads, or changes the account and is held for a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Criticality {
+    /// Answers at once.
+    Read,
+    /// Held until the person says the code from their companion app.
+    Critical,
+}
+
+/// One operation as declared by its family.
+#[derive(Debug)]
+pub struct Declaration {
+    /// Stable name, `family.verb` (e.g. `instances.stop`).
+    pub name: &'static str,
+    /// The intent of the interaction model that asks for it.
+    pub intent: &'static str,
+    /// The slots of that intent it reads.
+    pub slots: &'static [&'static str],
+    /// Read or critical.
+    pub criticality: Criticality,
+    /// Every IAM action its reads, guard and execution call; the customer role must grant
+    /// each of them, and grants nothing no declaration names.
+    pub iam_actions: &'static [&'static str],
+}
+
+/// Every declared operation, family by family.
+pub fn declarations() -> impl Iterator<Item = &'static Declaration> {
+    [
+        instances::DECLARATIONS,
+        cleanup::DECLARATIONS,
+        super::vpn::DECLARATIONS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The operation the intent `name` asks for.
+pub fn find(intent: &str) -> Option<&'static Declaration> {
+    declarations().find(|d| d.intent == intent)
+}
+
+/// A critical operation with every parameter that defines it: what the gate holds, the
+/// store keeps (see [`Operation::to_stored`]) and the execute path re-checks and runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Start, stop or reboot one instance.
+    Instance(instances::InstanceOperation),
+    /// Delete exactly the unused resources a cleanup report listed.
+    Cleanup(cleanup::CleanupOperation),
+}
+
+/// What the guard found just before running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// Still what was approved: run it.
+    Clear,
+    /// No longer carries the managed tag (or is gone).
+    NotManaged,
+    /// Something changed since the approval; the reason is for the audit log.
+    Changed(String),
+}
+
+/// How a run ended, in terms the speech catalog can say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// The instance change was sent and accepted.
+    Instance(instances::InstanceOperation),
+    /// What a cleanup deleted and what it could not.
+    Cleanup(cleanup::CleanupResult),
+}
+
+/// A run that AWS accepted: its request id (for the audit log) and the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    /// AWS request id(s), if AWS gave any.
+    pub request_id: Option<String>,
+    /// What to say.
+    pub report: Report,
+}
+
+impl Operation {
+    /// The kind it is stored under, one per variant.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Instance(_) => instances::KIND,
+            Self::Cleanup(_) => cleanup::KIND,
+        }
+    }
+
+    /// Its stored form (without the kind); see [`Operation::from_stored`].
+    pub fn to_stored(&self) -> Value {
+        match self {
+            Self::Instance(op) => serde_json::to_value(op),
+            Self::Cleanup(op) => serde_json::to_value(op),
+        }
+        .unwrap_or(Value::Null)
+    }
+
+    /// Reads back what [`Operation::to_stored`] wrote under `kind`; `None` for an unknown
+    /// kind or a form this version cannot read.
+    pub fn from_stored(kind: &str, stored: Value) -> Option<Self> {
+        match kind {
+            instances::KIND => serde_json::from_value(stored).ok().map(Self::Instance),
+            cleanup::KIND => serde_json::from_value(stored).ok().map(Self::Cleanup),
+            _ => None,
+        }
+    }
+
+    /// voxgate's id of the linked account it acts in.
+    pub fn account_id(&self) -> &str {
+        match self {
+            Self::Instance(op) => &op.account_id,
+            Self::Cleanup(op) => &op.account_id,
+        }
+    }
+
+    /// The label of that account ("prod").
+    pub fn account_name(&self) -> &str {
+        match self {
+            Self::Instance(op) => &op.account_name,
+            Self::Cleanup(op) => &op.account_name,
+        }
+    }
+
+    /// The facts the companion app lists under the summary, as (label, value), ending with
+    /// the account and the region.
+    pub fn details(&self) -> Vec<(&'static str, String)> {
+        let mut details = match self {
+            Self::Instance(op) => vec![
+                ("Action", op.action.verb().to_owned()),
+                (
+                    "Instance",
+                    format!("{} ({})", op.instance_name, op.instance_id),
+                ),
+            ],
+            Self::Cleanup(op) => op.details(),
+        };
+        details.push(("Account", self.account_name().to_owned()));
+        details.push(("Region", self.region().to_owned()));
+        details
+    }
+
+    /// The region it acts in.
+    pub fn region(&self) -> &str {
+        match self {
+            Self::Instance(op) => &op.region,
+            Self::Cleanup(op) => &op.region,
+        }
+    }
+
+    /// The canonical summary: what Alexa reads back, the app, the card and the audit log
+    /// show.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Instance(op) => op.summary(),
+            Self::Cleanup(op) => op.summary(),
+        }
+    }
+
+    /// SHA-256 (hex) over a versioned canonical encoding of the exact parameters: the
+    /// one-time code is bound to it.
+    pub fn digest(&self) -> String {
+        match self {
+            Self::Instance(op) => op.digest(),
+            Self::Cleanup(op) => op.digest(),
+        }
+    }
+
+    /// The session policy of the reads its guard makes.
+    pub fn guard_policy(&self) -> SessionPolicy {
+        match self {
+            Self::Instance(_) => instances::list_instances_policy(),
+            Self::Cleanup(_) => cleanup::report_policy(),
+        }
+    }
+
+    /// The session policy of the change: exactly its actions on exactly its resources,
+    /// under the managed-tag condition where AWS supports it.
+    pub fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy {
+        match self {
+            Self::Instance(op) => op.policy(aws_account, managed),
+            Self::Cleanup(op) => op.policy(aws_account, managed),
+        }
+    }
+
+    /// Re-checks, just before running, that what was approved is still what would run.
+    pub async fn guard(&self, read: &AwsSession, managed: &ManagedTag) -> Result<Guard, OpsError> {
+        match self {
+            Self::Instance(op) => op.guard(read, managed).await,
+            Self::Cleanup(op) => op.guard(read, managed).await,
+        }
+    }
+
+    /// Runs it with `session` (whose clients never retry a change).
+    pub async fn execute(&self, session: &AwsSession) -> Result<Done, OpsError> {
+        match self {
+            Self::Instance(op) => op.execute(session).await,
+            Self::Cleanup(op) => op.execute(session).await,
+        }
+    }
+}
+
+/// SHA-256 (hex) of a canonical encoding.
+pub(super) fn sha256_hex(canonical: &str) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        canonical.as_bytes(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_declared_once_with_a_known_intent() {
+        let mut names = std::collections::HashSet::new();
+        let mut intents = std::collections::HashSet::new();
+        for declaration in declarations() {
+            assert!(names.insert(declaration.name), "{}", declaration.name);
+            assert!(intents.insert(declaration.intent), "{}", declaration.intent);
+            assert!(!declaration.iam_actions.is_empty(), "{}", declaration.name);
+        }
+        assert_eq!(
+            find("StopInstanceIntent").map(|d| d.criticality),
+            Some(Criticality::Critical)
+        );
+        assert_eq!(
+            find("ListInstancesIntent").map(|d| d.criticality),
+            Some(Criticality::Read)
+        );
+    }
+
+    #[test]
+    fn every_critical_operation_reads_back_what_it_stored() {
+        for op in instances::examples().into_iter().chain(cleanup::examples()) {
+            let read = Operation::from_stored(op.kind(), op.to_stored()).expect("read back");
+            assert_eq!(read, op);
+            assert_eq!(read.digest(), op.digest());
+            assert!(Operation::from_stored("no-such-kind", op.to_stored()).is_none());
+        }
+    }
+
+    /// Each family's `variations` changes one parameter at a time; every one must give
+    /// another digest (and so another code), while a change of a label must not.
+    #[test]
+    fn every_critical_operations_digest_changes_with_any_parameter() {
+        let cases = instances::variations()
+            .into_iter()
+            .chain(cleanup::variations());
+        let mut count = 0;
+        for (base, changed, relabelled) in cases {
+            count += 1;
+            assert_ne!(base.digest(), changed.digest(), "{changed:?}");
+            if let Some(relabelled) = relabelled {
+                assert_eq!(base.digest(), relabelled.digest(), "{relabelled:?}");
+            }
+        }
+        assert!(count >= 8, "only {count} variations");
+        // Digests never collide across kinds.
+        let digests: std::collections::HashSet<String> = instances::examples()
+            .into_iter()
+            .chain(cleanup::examples())
+            .map(|op| op.digest())
+            .collect();
+        assert_eq!(
+            digests.len(),
+            instances::examples().len() + cleanup::examples().len()
+        );
+    }
+}

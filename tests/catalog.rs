@@ -1,0 +1,383 @@
+//! The operation catalog by voice against moto: the region slot and "nothing to do" on
+//! instances, the cleanup report and the cleanup through the gate, the VPN status; and the
+//! catalog against the customer role's template.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification};
+use common::aws::{ec2_in, seed_instance};
+use common::scene::*;
+use common::*;
+use serde_json::Value;
+
+fn tags(resource: ResourceType, pairs: &[(&str, &str)]) -> TagSpecification {
+    let mut spec = TagSpecification::builder().resource_type(resource);
+    for (k, v) in pairs {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    spec.build()
+}
+
+async fn volume(ec2: &aws_sdk_ec2::Client, name: &str, managed: bool) -> String {
+    let mut pairs = vec![("Name", name)];
+    if managed {
+        pairs.push(("voxgate:managed", "true"));
+    }
+    ec2.create_volume()
+        .availability_zone("eu-west-1a")
+        .size(10)
+        .volume_type(aws_sdk_ec2::types::VolumeType::Gp3)
+        .tag_specifications(tags(ResourceType::Volume, &pairs))
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_owned()
+}
+
+async fn volume_ids(ec2: &aws_sdk_ec2::Client) -> BTreeSet<String> {
+    ec2.describe_volumes()
+        .send()
+        .await
+        .unwrap()
+        .volumes()
+        .iter()
+        .map(|v| v.volume_id().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_operation_that_would_do_nothing_is_not_held() {
+    let scene = scene(Backend::Sqlite).await;
+    let build2 = seed_instance(&scene.ec2, "build-3", MANAGED, false).await;
+    assert_eq!(state_of(&scene.ec2, &build2).await, "stopped");
+    let response = scene
+        .server
+        .say(critical(
+            &scene.server,
+            ALICE,
+            "StopInstanceIntent",
+            "build three",
+        ))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "build-3 is already stopped, so there's nothing to do. Nothing was changed."
+    );
+    assert!(
+        response["sessionAttributes"]["challengeId"].is_null(),
+        "{response}"
+    );
+    assert!(
+        scene
+            .server
+            .gate
+            .pending(&scene.alice.id)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing may be held"
+    );
+    assert_eq!(count(&scene.proxy, "StopInstances"), 0);
+}
+
+#[tokio::test]
+async fn a_region_slot_names_where_the_instance_is() {
+    let scene = scene(Backend::Sqlite).await;
+    let ohio = ec2_in(&scene.account, "us-east-2").await;
+    let reports = seed_instance(&ohio, "reports", MANAGED, true).await;
+
+    // Not in the account's default region.
+    let response = scene
+        .server
+        .say(critical(
+            &scene.server,
+            ALICE,
+            "StopInstanceIntent",
+            "reports",
+        ))
+        .await;
+    assert!(speech(&response).contains("couldn't find"), "{response}");
+
+    let body = intent_from(
+        ALICE,
+        "StopInstanceIntent",
+        &[("instance", "reports"), ("region", "us east two")],
+        scene.server.now(),
+    );
+    let held = scene.server.say(body).await;
+    assert!(
+        speech(&held).starts_with("Stop instance reports (i-"),
+        "{held}"
+    );
+    assert!(
+        speech(&held).contains("in account prod, us-east-2"),
+        "{held}"
+    );
+    let id = challenge_id(&held);
+    let code = code_for(&scene, &id).await;
+    let done = scene
+        .server
+        .say(say_code(&scene.server, ALICE, &id, &code))
+        .await;
+    assert_eq!(speech(&done), "Stopping reports now.");
+    assert!(["stopping", "stopped"].contains(&state_of(&ohio, &reports).await.as_str()));
+
+    // A region that does not exist is said back, not guessed.
+    let body = intent_from(
+        ALICE,
+        "StartInstanceIntent",
+        &[("instance", "reports"), ("region", "mars")],
+        scene.server.now(),
+    );
+    let response = scene.server.say(body).await;
+    assert!(speech(&response).contains("mars"), "{response}");
+    assert!(
+        scene
+            .server
+            .gate
+            .pending(&scene.alice.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn cleanup_reports_then_deletes_exactly_the_managed_unused_resources() {
+    let scene = scene(Backend::Sqlite).await;
+    let ec2 = &scene.ec2;
+    let scratch = volume(ec2, "scratch", true).await;
+    let keep = volume(ec2, "keep-me", false).await;
+    let address = ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(tags(
+            ResourceType::ElasticIp,
+            &[("voxgate:managed", "true")],
+        ))
+        .send()
+        .await
+        .unwrap()
+        .allocation_id()
+        .unwrap()
+        .to_owned();
+
+    let report = scene
+        .server
+        .say(intent_from(
+            ALICE,
+            "CleanupReportIntent",
+            &[],
+            scene.server.now(),
+        ))
+        .await;
+    assert_eq!(
+        speech(&report),
+        "In eu-west-1, you have 2 unattached volumes and 1 unused Elastic IP, costing about \
+         6 dollars a month. 2 of them carry voxgate's tag; say \"clean up unused resources\" \
+         to delete those."
+    );
+    let card = report["response"]["card"]["content"].as_str().unwrap();
+    for id in [&scratch, &keep, &address] {
+        assert!(card.contains(id.as_str()), "{card}");
+    }
+
+    let held = scene
+        .server
+        .say(intent_from(ALICE, "CleanupIntent", &[], scene.server.now()))
+        .await;
+    assert_eq!(
+        speech(&held),
+        "Delete 1 unattached volume and 1 unused Elastic IP in account prod, eu-west-1, saving \
+         about $4.90 a month. To approve, say the code shown in your voxgate app."
+    );
+    let id = challenge_id(&held);
+    let code = code_for(&scene, &id).await;
+    let done = scene
+        .server
+        .say(say_code(&scene.server, ALICE, &id, &code))
+        .await;
+    assert_eq!(
+        speech(&done),
+        "Deleted 1 unattached volume and 1 unused Elastic IP, saving about 5 dollars a month."
+    );
+
+    let left = volume_ids(ec2).await;
+    assert!(!left.contains(&scratch), "the managed volume is deleted");
+    assert!(left.contains(&keep), "the unmanaged volume is left alone");
+    let addresses = ec2.describe_addresses().send().await.unwrap();
+    assert!(
+        addresses
+            .addresses()
+            .iter()
+            .all(|a| a.allocation_id() != Some(address.as_str()))
+    );
+
+    // The deletion session could delete exactly those two, under the managed tag.
+    let policy = scene
+        .proxy
+        .assume_role_calls()
+        .iter()
+        .filter_map(|c| c.field("Policy"))
+        .find(|p| p.contains("ec2:DeleteVolume"))
+        .unwrap();
+    let policy: Value = serde_json::from_str(&policy).unwrap();
+    let statements = policy["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "{policy}");
+    assert_eq!(
+        statements[0]["Resource"][0],
+        format!("arn:aws:ec2:eu-west-1:{}:volume/{scratch}", scene.account)
+    );
+    assert_eq!(statements[1]["Action"][0], "ec2:ReleaseAddress");
+    for s in statements {
+        assert_eq!(
+            s["Condition"]["StringEquals"]["aws:ResourceTag/voxgate:managed"],
+            "true"
+        );
+    }
+
+    // Nothing managed left: nothing is held.
+    let again = scene
+        .server
+        .say(intent_from(ALICE, "CleanupIntent", &[], scene.server.now()))
+        .await;
+    assert!(
+        speech(&again).starts_with("Nothing that voxgate manages is unused."),
+        "{again}"
+    );
+    assert!(
+        scene
+            .server
+            .gate
+            .pending(&scene.alice.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_cleanup_whose_resources_changed_after_approval_deletes_nothing() {
+    let scene = scene(Backend::Sqlite).await;
+    let ec2 = &scene.ec2;
+    let scratch = volume(ec2, "scratch", true).await;
+    let held = scene
+        .server
+        .say(intent_from(ALICE, "CleanupIntent", &[], scene.server.now()))
+        .await;
+    let id = challenge_id(&held);
+    // Someone attaches the volume before the code is said.
+    ec2.attach_volume()
+        .volume_id(&scratch)
+        .instance_id(&scene.web1)
+        .device("/dev/sdf")
+        .send()
+        .await
+        .unwrap();
+    let code = code_for(&scene, &id).await;
+    let done = scene
+        .server
+        .say(say_code(&scene.server, ALICE, &id, &code))
+        .await;
+    assert!(
+        speech(&done).starts_with("Something changed since you approved it"),
+        "{done}"
+    );
+    assert!(volume_ids(ec2).await.contains(&scratch));
+    assert_eq!(count(&scene.proxy, "DeleteVolume"), 0);
+    assert!(outcomes(&scene.server).await.contains(&"failed".to_owned()));
+}
+
+#[tokio::test]
+async fn vpn_status_names_each_connection() {
+    let scene = scene(Backend::Sqlite).await;
+    let ec2 = &scene.ec2;
+    let customer = ec2
+        .create_customer_gateway()
+        .r#type(aws_sdk_ec2::types::GatewayType::Ipsec1)
+        .public_ip("203.0.113.10")
+        .bgp_asn(65000)
+        .send()
+        .await
+        .unwrap();
+    let vgw = ec2
+        .create_vpn_gateway()
+        .r#type(aws_sdk_ec2::types::GatewayType::Ipsec1)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_vpn_connection()
+        .r#type("ipsec.1")
+        .customer_gateway_id(
+            customer
+                .customer_gateway()
+                .unwrap()
+                .customer_gateway_id()
+                .unwrap(),
+        )
+        .vpn_gateway_id(vgw.vpn_gateway().unwrap().vpn_gateway_id().unwrap())
+        .tag_specifications(tags(ResourceType::VpnConnection, &[("Name", "office")]))
+        .send()
+        .await
+        .unwrap();
+    let response = scene
+        .server
+        .say(intent_from(
+            ALICE,
+            "VpnStatusIntent",
+            &[],
+            scene.server.now(),
+        ))
+        .await;
+    let said = speech(&response);
+    assert!(said.starts_with("In eu-west-1, office "), "{said}");
+    assert_eq!(response["response"]["shouldEndSession"], true);
+}
+
+/// The IAM actions `Effect: Allow` statements of the customer role grant.
+fn granted_actions() -> BTreeSet<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/customer-role.yaml");
+    let template: serde_yaml::Value =
+        serde_yaml::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut granted = BTreeSet::new();
+    let policies = template["Resources"]["VoxgateRole"]["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap();
+    for policy in policies {
+        for statement in policy["PolicyDocument"]["Statement"].as_sequence().unwrap() {
+            if statement["Effect"].as_str() != Some("Allow") {
+                continue;
+            }
+            match &statement["Action"] {
+                serde_yaml::Value::String(action) => {
+                    granted.insert(action.clone());
+                }
+                serde_yaml::Value::Sequence(actions) => {
+                    granted.extend(actions.iter().map(|a| a.as_str().unwrap().to_owned()));
+                }
+                other => panic!("unexpected Action {other:?}"),
+            }
+        }
+    }
+    granted
+}
+
+#[test]
+fn the_customer_role_grants_exactly_what_the_catalog_declares() {
+    let declared: BTreeSet<String> = voxgate::ops::catalog::declarations()
+        .flat_map(|d| d.iam_actions.iter().map(|a| (*a).to_owned()))
+        .collect();
+    let granted = granted_actions();
+    let missing: Vec<_> = declared.difference(&granted).collect();
+    let extra: Vec<_> = granted.difference(&declared).collect();
+    assert!(missing.is_empty(), "declared but not granted: {missing:?}");
+    assert!(
+        extra.is_empty(),
+        "granted but needed by no operation: {extra:?}"
+    );
+}
