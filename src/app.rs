@@ -132,13 +132,16 @@ impl App {
             Arc::new(RequestVerifier::new(mode, skill_ids, Arc::clone(&clock)).with_ledger(ledger));
         let state = AppState {
             verifier: Arc::clone(&verifier),
-            skill: Arc::new(Skill::new(
-                Arc::clone(&store),
-                identity,
-                Arc::clone(&broker),
-                Arc::clone(&gate),
-                settings.managed_tag.clone(),
-            )),
+            skill: Arc::new(
+                Skill::new(
+                    Arc::clone(&store),
+                    identity,
+                    Arc::clone(&broker),
+                    Arc::clone(&gate),
+                    settings.managed_tag.clone(),
+                )
+                .with_snapshot_age_days(settings.cleanup_snapshot_age_days),
+            ),
             body_timeout: settings.http.body_timeout,
         };
         let (shutdown, shutdown_seen) = tokio::sync::watch::channel(false);

@@ -193,6 +193,17 @@ pub struct ServeArgs {
     )]
     pub managed_tag: String,
 
+    /// How many days old an unused snapshot must be before the cleanup report lists it
+    /// (0 to 3650).
+    #[arg(
+        long,
+        env = "VOXGATE_CLEANUP_SNAPSHOT_AGE_DAYS",
+        default_value_t = 90,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u16).range(0..=3650)
+    )]
+    pub cleanup_snapshot_age_days: u16,
+
     /// How long a held operation waits for its code, in seconds (30 to 3600).
     #[arg(
         long,
@@ -432,6 +443,8 @@ pub struct Settings {
     pub oauth: Option<OAuthSettings>,
     /// The tag that marks instances voxgate may change.
     pub managed_tag: crate::ops::ManagedTag,
+    /// How old an unused snapshot must be to count in the cleanup report, in days.
+    pub cleanup_snapshot_age_days: i64,
     /// How long a held operation waits for its code.
     pub challenge_ttl: time::Duration,
     /// Where signed audit checkpoints go.
@@ -530,6 +543,7 @@ impl ServeArgs {
         }
         Ok(Settings {
             managed_tag,
+            cleanup_snapshot_age_days: i64::from(self.cleanup_snapshot_age_days),
             challenge_ttl: time::Duration::seconds(i64::from(self.challenge_ttl)),
             listen: self.listen,
             skill_ids,
@@ -558,6 +572,7 @@ mod tests {
             alexa_cert_dir: None,
             session_duration: 900,
             managed_tag: "voxgate:managed=true".into(),
+            cleanup_snapshot_age_days: 90,
             challenge_ttl: 300,
             max_connections: 4096,
             max_requests: 512,

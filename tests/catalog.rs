@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification};
-use common::aws::{ec2_in, seed_instance};
+use common::aws::{MOTO, ec2_in, fresh_account_id, seed_instance};
 use common::scene::*;
 use common::*;
 use serde_json::Value;
@@ -380,4 +380,47 @@ fn the_customer_role_grants_exactly_what_the_catalog_declares() {
         extra.is_empty(),
         "granted but needed by no operation: {extra:?}"
     );
+}
+
+#[tokio::test]
+async fn the_cleanup_report_counts_snapshots_once_they_are_old_enough() {
+    for (age_days, listed) in [(90u16, false), (0, true)] {
+        let server = TestServer::start_full(&PKI, Backend::Sqlite, &MOTO, |args| {
+            args.cleanup_snapshot_age_days = age_days;
+        })
+        .await;
+        let account = fresh_account_id();
+        let ec2 = ec2_in(&account, "eu-west-1").await;
+        let source = volume(&ec2, "source", false).await;
+        // The volume is in use, so only the snapshot can be unused.
+        let web = seed_instance(&ec2, "web-1", MANAGED, true).await;
+        ec2.attach_volume()
+            .volume_id(&source)
+            .instance_id(&web)
+            .device("/dev/sdf")
+            .send()
+            .await
+            .unwrap();
+        ec2.create_snapshot()
+            .volume_id(&source)
+            .tag_specifications(tags(ResourceType::Snapshot, &[("voxgate:managed", "true")]))
+            .send()
+            .await
+            .unwrap();
+        let acme = server.tenant("acme").await;
+        server.enrol(&acme, "alice", ALICE).await;
+        server.link(&acme, "prod", &account, "eu-west-1").await;
+        let report = server
+            .say(intent_from(ALICE, "CleanupReportIntent", &[], server.now()))
+            .await;
+        let said = speech(&report);
+        if listed {
+            assert!(
+                said.starts_with("In eu-west-1, you have 1 old snapshot, costing "),
+                "{said}"
+            );
+        } else {
+            assert_eq!(said, "In eu-west-1, nothing is unused.", "{age_days} days");
+        }
+    }
 }

@@ -159,6 +159,7 @@ function renderApprovals() {
       const dt = document.createElement("dt");
       dt.textContent = label;
       const dd = document.createElement("dd");
+      dd.className = label.toLowerCase().replace(/[^a-z]+/g, "-");
       dd.textContent = value;
       details.append(dt, dd);
     }
