@@ -83,13 +83,36 @@ pub enum Report {
     Cleanup(cleanup::CleanupResult),
 }
 
-/// A run that AWS accepted: its request id (for the audit log) and the report.
+/// How a run that got answers settled, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// What was asked for was done (a cleanup may still have had some parts refused).
+    Done,
+    /// AWS refused every part: nothing changed.
+    Refused,
+    /// At least one part got no answer: whether it happened is unknown.
+    Unknown,
+}
+
+/// A run that AWS answered: its request ids (for the audit log) and the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Done {
     /// AWS request id(s), if AWS gave any.
     pub request_id: Option<String>,
     /// What to say.
     pub report: Report,
+}
+
+impl Done {
+    /// How it settled: see [`Settled`].
+    pub fn settled(&self) -> Settled {
+        match &self.report {
+            Report::Instance(_) => Settled::Done,
+            Report::Cleanup(result) if !result.unknown.is_empty() => Settled::Unknown,
+            Report::Cleanup(result) if result.deleted.is_empty() => Settled::Refused,
+            Report::Cleanup(_) => Settled::Done,
+        }
+    }
 }
 
 impl Operation {
@@ -197,11 +220,17 @@ impl Operation {
         }
     }
 
-    /// Re-checks, just before running, that what was approved is still what would run.
-    pub async fn guard(&self, read: &AwsSession, managed: &ManagedTag) -> Result<Guard, OpsError> {
+    /// Re-checks, just before running (at `now`), that what was approved is still what
+    /// would run.
+    pub async fn guard(
+        &self,
+        read: &AwsSession,
+        managed: &ManagedTag,
+        now: time::OffsetDateTime,
+    ) -> Result<Guard, OpsError> {
         match self {
             Self::Instance(op) => op.guard(read, managed).await,
-            Self::Cleanup(op) => op.guard(read, managed).await,
+            Self::Cleanup(op) => op.guard(read, managed, now).await,
         }
     }
 

@@ -450,8 +450,12 @@ impl CleanupOperation {
     }
 
     /// Every listed resource must still be unused and managed; otherwise nothing runs.
-    pub async fn guard(&self, read: &AwsSession, managed: &ManagedTag) -> Result<Guard, OpsError> {
-        let now = OffsetDateTime::now_utc();
+    pub async fn guard(
+        &self,
+        read: &AwsSession,
+        managed: &ManagedTag,
+        now: OffsetDateTime,
+    ) -> Result<Guard, OpsError> {
         let fresh = report(
             &read.ec2(Some(&self.region)),
             &self.region,
@@ -476,8 +480,9 @@ impl CleanupOperation {
     }
 
     /// Deletes each resource once, in order; a refusal is recorded and the next one tried,
-    /// nothing is retried. If no answer comes for one, whether it is gone is unknown and the
-    /// rest are left alone.
+    /// nothing is retried. If no answer comes for one (or AWS cannot be reached), whether it
+    /// is gone is unknown and the rest are left alone. Always a report: how it settled is
+    /// [`Done::settled`](super::catalog::Done::settled).
     pub async fn execute(&self, session: &AwsSession) -> Result<Done, OpsError> {
         use aws_sdk_ec2::operation::RequestId as _;
         let client = session.ec2_for_change(Some(&self.region));
@@ -539,9 +544,6 @@ impl CleanupOperation {
         }
         for resource in &result.unknown {
             request_ids.push(format!("{}: no answer", resource.id));
-        }
-        if result.deleted.is_empty() && result.failed.is_empty() && !result.unknown.is_empty() {
-            return Err(OpsError::NoAnswer("no answer to the first deletion".into()));
         }
         Ok(Done {
             request_id: (!request_ids.is_empty()).then(|| request_ids.join("; ")),

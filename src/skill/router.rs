@@ -18,10 +18,10 @@ use crate::alexa::response::{CanFulfillIntent, Card, Directive, OutputSpeech, Re
 use crate::alexa::{RequestEnvelope, ResponseEnvelope};
 use crate::audit::{Actor, Outcome};
 use crate::cloud::arn::Region;
-use crate::cloud::broker::{Broker, BrokerError};
+use crate::cloud::broker::{AwsSession, Broker, BrokerError};
 use crate::gate::{Challenge, Closing, Execution, Gate, GateError, State, Verdict};
 use crate::identity::{Identity, Speaker};
-use crate::ops::catalog::{Criticality, Guard};
+use crate::ops::catalog::{Criticality, Guard, Settled};
 use crate::ops::instances::{self, Action, InstanceInfo, InstanceOperation, InstanceState};
 use crate::ops::{ManagedTag, Operation, OpsError, cleanup, vpn};
 use crate::store::{LinkedAccount, Store, User};
@@ -367,8 +367,13 @@ impl Skill {
         };
         match outcome {
             Run::Done(done) => {
-                self.finish(challenge, Execution::Executed(done.request_id), acting)
-                    .await;
+                let detail = done.request_id.clone();
+                let execution = match done.settled() {
+                    Settled::Done => Execution::Executed(detail),
+                    Settled::Refused => Execution::Failed(detail.unwrap_or_default()),
+                    Settled::Unknown => Execution::Unknown(detail.unwrap_or_default()),
+                };
+                self.finish(challenge, execution, acting).await;
                 turn.say(Line::Done(done.report)).end_session(true)
             }
             Run::NotManaged => {
@@ -458,7 +463,7 @@ impl Skill {
             Ok(read) => read,
             Err(error) => return Run::Broker(account.clone(), error),
         };
-        match op.guard(&read, &self.managed_tag).await {
+        match op.guard(&read, &self.managed_tag, self.gate.now()).await {
             Ok(Guard::Clear) => {}
             Ok(Guard::NotManaged) => return Run::NotManaged,
             Ok(Guard::Changed(reason)) => return Run::Changed(reason),
@@ -577,21 +582,53 @@ impl Skill {
     ) -> Result<Vec<(LinkedAccount, String, Vec<InstanceInfo>)>, ResponseBuilder> {
         let policy = instances::list_instances_policy();
         let mut found = Vec::new();
+        for (account, region, session) in self.sessions(turn, speaking, &policy, region).await? {
+            let instances = instances::list_instances(&session.ec2(Some(&region)))
+                .await
+                .map_err(|error| turn.ops_failure(&account, &error))?;
+            found.push((account, region, instances));
+        }
+        Ok(found)
+    }
+
+    /// Who is speaking, their accounts, and the region they named (if any); or what to tell
+    /// them instead (an unknown region is said back, never guessed).
+    async fn speaking_in(
+        &self,
+        turn: &Turn,
+        envelope: &RequestEnvelope,
+        intent: &Intent,
+    ) -> Result<(Speaking, Option<Region>), ResponseBuilder> {
+        let region = region_slot(intent).map_err(|spoken| {
+            turn.say(Line::UnknownRegion { spoken })
+                .reprompt(turn.speech(Line::HelpReprompt))
+                .end_session(false)
+        })?;
+        Ok((self.speaking(turn, envelope).await?, region))
+    }
+
+    /// A session limited to `policy` in each of the speaker's accounts, with the region to
+    /// look in there (`region`, or the account's own).
+    async fn sessions(
+        &self,
+        turn: &Turn,
+        speaking: &Speaking,
+        policy: &crate::cloud::policy::SessionPolicy,
+        region: Option<&Region>,
+    ) -> Result<Vec<(LinkedAccount, String, AwsSession)>, ResponseBuilder> {
+        let mut sessions = Vec::new();
         for account in &speaking.accounts {
             let session = self
                 .broker
-                .session(account, &speaking.user, &policy)
+                .session(account, &speaking.user, policy)
                 .await
                 .map_err(|error| turn.broker_failure(account, &error))?;
             let region = region
                 .map_or(account.region.as_str(), Region::as_str)
                 .to_owned();
-            let instances = instances::list_instances(&session.ec2(Some(&region)))
-                .await
-                .map_err(|error| turn.ops_failure(account, &error))?;
-            found.push((account.clone(), region, instances));
+            sessions.push((account.clone(), region, session));
         }
-        Ok(found)
+        Ok(sessions)
     }
 
     /// "what can I clean up" (`delete` false) and "clean up unused resources" (`delete`
@@ -604,46 +641,25 @@ impl Skill {
         intent: &Intent,
         delete: bool,
     ) -> ResponseBuilder {
-        let region = match region_slot(intent) {
-            Ok(region) => region,
-            Err(spoken) => {
-                return turn
-                    .say(Line::UnknownRegion { spoken })
-                    .reprompt(turn.speech(Line::HelpReprompt))
-                    .end_session(false);
-            }
-        };
-        let speaking = match self.speaking(turn, envelope).await {
-            Ok(speaking) => speaking,
+        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
+            Ok(found) => found,
             Err(answer) => return answer,
         };
         let several = speaking.accounts.len() > 1;
-        let now = time::OffsetDateTime::now_utc();
-        let mut reports = Vec::new();
-        for account in &speaking.accounts {
-            let session = match self
-                .broker
-                .session(account, &speaking.user, &cleanup::report_policy())
-                .await
-            {
-                Ok(session) => session,
-                Err(error) => return turn.broker_failure(account, &error),
-            };
-            let region = region
-                .as_ref()
-                .map_or(account.region.as_str(), Region::as_str)
-                .to_owned();
-            match cleanup::report(
-                &session.ec2(Some(&region)),
-                &region,
-                &self.managed_tag,
-                self.snapshot_age,
-                now,
-            )
+        let sessions = match self
+            .sessions(turn, &speaking, &cleanup::report_policy(), region.as_ref())
             .await
-            {
-                Ok(report) => reports.push((account.clone(), region, report)),
-                Err(error) => return turn.ops_failure(account, &error),
+        {
+            Ok(sessions) => sessions,
+            Err(answer) => return answer,
+        };
+        let now = self.gate.now();
+        let mut reports = Vec::new();
+        for (account, region, session) in sessions {
+            let ec2 = session.ec2(Some(&region));
+            match cleanup::report(&ec2, &region, &self.managed_tag, self.snapshot_age, now).await {
+                Ok(report) => reports.push((account, region, report)),
+                Err(error) => return turn.ops_failure(&account, &error),
             }
         }
         let mut card = Vec::new();
@@ -714,38 +730,24 @@ impl Skill {
         envelope: &RequestEnvelope,
         intent: &Intent,
     ) -> ResponseBuilder {
-        let region = match region_slot(intent) {
-            Ok(region) => region,
-            Err(spoken) => {
-                return turn
-                    .say(Line::UnknownRegion { spoken })
-                    .reprompt(turn.speech(Line::HelpReprompt))
-                    .end_session(false);
-            }
-        };
-        let speaking = match self.speaking(turn, envelope).await {
-            Ok(speaking) => speaking,
+        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
+            Ok(found) => found,
             Err(answer) => return answer,
         };
         let several = speaking.accounts.len() > 1;
+        let sessions = match self
+            .sessions(turn, &speaking, &vpn::policy(), region.as_ref())
+            .await
+        {
+            Ok(sessions) => sessions,
+            Err(answer) => return answer,
+        };
         let mut scopes = Vec::new();
         let mut card = Vec::new();
-        for account in &speaking.accounts {
-            let session = match self
-                .broker
-                .session(account, &speaking.user, &vpn::policy())
-                .await
-            {
-                Ok(session) => session,
-                Err(error) => return turn.broker_failure(account, &error),
-            };
-            let region = region
-                .as_ref()
-                .map_or(account.region.as_str(), Region::as_str)
-                .to_owned();
+        for (account, region, session) in sessions {
             let connections = match vpn::connections(&session.ec2(Some(&region))).await {
                 Ok(connections) => connections,
-                Err(error) => return turn.ops_failure(account, &error),
+                Err(error) => return turn.ops_failure(&account, &error),
             };
             card.push(format!("{} ({region}):", account.name));
             for c in &connections {
@@ -777,17 +779,8 @@ impl Skill {
         envelope: &RequestEnvelope,
         intent: &Intent,
     ) -> ResponseBuilder {
-        let region = match region_slot(intent) {
-            Ok(region) => region,
-            Err(spoken) => {
-                return turn
-                    .say(Line::UnknownRegion { spoken })
-                    .reprompt(turn.speech(Line::HelpReprompt))
-                    .end_session(false);
-            }
-        };
-        let speaking = match self.speaking(turn, envelope).await {
-            Ok(speaking) => speaking,
+        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
+            Ok(found) => found,
             Err(answer) => return answer,
         };
         let found = match self.instances(turn, &speaking, region.as_ref()).await {
@@ -847,12 +840,7 @@ impl Skill {
         let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
             return Err(turn.ask_for_instance(Line::WhichInstance, intent));
         };
-        let region = region_slot(intent).map_err(|spoken| {
-            turn.say(Line::UnknownRegion { spoken })
-                .reprompt(turn.speech(Line::HelpReprompt))
-                .end_session(false)
-        })?;
-        let speaking = self.speaking(turn, envelope).await?;
+        let (speaking, region) = self.speaking_in(turn, envelope, intent).await?;
         let found = self.instances(turn, &speaking, region.as_ref()).await?;
         let several = found.len() > 1;
         let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found

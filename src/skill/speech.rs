@@ -631,14 +631,16 @@ fn cleanup_report(scopes: &[CleanupCounts]) -> String {
 }
 
 fn cleaned(result: &CleanupResult) -> String {
-    let mut sentences = vec![if result.deleted.is_empty() {
-        "I couldn't delete any of them.".to_owned()
-    } else {
+    let mut sentences = vec![if !result.deleted.is_empty() {
         format!(
             "Deleted {}, saving {}.",
             cleanup::counted(&result.deleted),
             monthly(result.monthly_cents())
         )
+    } else if result.failed.is_empty() {
+        "I can't confirm that any of them was deleted.".to_owned()
+    } else {
+        "I couldn't delete any of them.".to_owned()
     }];
     for (resource, code) in &result.failed {
         sentences.push(format!("AWS refused to delete {} ({code}).", resource.id));

@@ -138,6 +138,35 @@ pub fn count(proxy: &RecordingProxy, action: &str) -> usize {
 }
 
 impl Scene {
+    /// Alice says `intent` with `slots`; what voxgate answered.
+    #[allow(dead_code)]
+    pub async fn ask(&self, intent: &str, slots: &[(&str, &str)]) -> Value {
+        self.server
+            .say(intent_from(ALICE, intent, slots, self.server.now()))
+            .await
+    }
+
+    /// Alice says the code her app shows for the challenge `held` asked for; the answer.
+    #[allow(dead_code)]
+    pub async fn approve(&self, held: &Value) -> Value {
+        let id = challenge_id(held);
+        let code = code_for(self, &id).await;
+        self.server
+            .say(say_code(&self.server, ALICE, &id, &code))
+            .await
+    }
+
+    /// Whether Alice has nothing waiting for a code.
+    #[allow(dead_code)]
+    pub async fn nothing_held(&self) -> bool {
+        self.server
+            .gate
+            .pending(&self.alice.id)
+            .await
+            .unwrap()
+            .is_none()
+    }
+
     /// Alice asks for `intent` on `instance`; the response and the held challenge's id.
     pub async fn hold(&self, intent: &str, instance: &str) -> (Value, String) {
         let held = self
