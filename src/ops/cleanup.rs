@@ -56,6 +56,11 @@ pub const DECLARATIONS: &[Declaration] = &[
     },
 ];
 
+/// At most this many resources go into one cleanup: its session policy names each one, and
+/// AWS refuses session policies over 2,048 characters. A larger report is cleaned up over
+/// several approvals, this many at a time.
+pub const MAX_PER_CLEANUP: usize = 20;
+
 /// The session policy of the report: Describe calls have no resource-level permissions.
 pub fn report_policy() -> SessionPolicy {
     SessionPolicy::allow(REPORT_ACTIONS, &["*"])
@@ -111,6 +116,13 @@ impl CleanupReport {
     /// Only the managed resources (what a cleanup may delete).
     pub fn managed(&self) -> Vec<Unused> {
         self.unused.iter().filter(|u| u.managed).cloned().collect()
+    }
+
+    /// What one cleanup deletes: the managed resources, at most [`MAX_PER_CLEANUP`].
+    pub fn next_cleanup(&self) -> Vec<Unused> {
+        let mut managed = self.managed();
+        managed.truncate(MAX_PER_CLEANUP);
+        managed
     }
 }
 
@@ -631,6 +643,35 @@ mod tests {
             "Delete 2 unattached volumes and 1 unused Elastic IP in account prod, eu-west-1, \
              saving about $5.78 a month"
         );
+    }
+
+    #[test]
+    fn the_largest_cleanup_fits_in_a_session_policy() {
+        let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
+        let report = CleanupReport {
+            unused: (0..3 * MAX_PER_CLEANUP)
+                .map(|i| Unused {
+                    kind: [
+                        ResourceKind::Volume,
+                        ResourceKind::Address,
+                        ResourceKind::Snapshot,
+                    ][i % 3],
+                    id: format!("vol-{i:017x}"),
+                    label: None,
+                    size_gib: 1,
+                    monthly_cents: 1,
+                    managed: true,
+                })
+                .collect(),
+        };
+        let op = CleanupOperation {
+            region: "ap-southeast-1".into(),
+            resources: report.next_cleanup(),
+            ..sample()
+        };
+        assert_eq!(op.resources.len(), MAX_PER_CLEANUP);
+        let json = op.policy("111122223333", &tag).to_json();
+        assert!(json.len() <= 2048, "{} characters", json.len());
     }
 
     #[test]

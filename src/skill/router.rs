@@ -716,7 +716,7 @@ impl Skill {
             account_id: account.id.as_str().to_owned(),
             account_name: account.name.clone(),
             region,
-            resources: report.managed(),
+            resources: report.next_cleanup(),
             snapshot_age_days: self.snapshot_age.whole_days(),
         });
         self.hold(turn, envelope, intent, &speaking, operation)
