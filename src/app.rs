@@ -38,6 +38,9 @@ pub struct Runtime {
 /// Largest `/alexa` body accepted; Alexa's requests are a few KiB.
 pub const MAX_ALEXA_BODY_BYTES: usize = 128 * 1024;
 
+/// Largest companion API body accepted (a pairing code, a deny): 4 KiB.
+const COMPANION_BODY_LIMIT: usize = 4 * 1024;
+
 /// What every handler shares. Built per app, so two apps can run side by side in a test.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -167,7 +170,16 @@ impl App {
             .route("/alexa", alexa)
             .route("/healthz", get(healthz))
             .with_state(state)
-            .merge(companion)
+            // Companion bodies are small and must arrive whole within the body timeout (a
+            // trickle of one byte a second does not hold a connection).
+            .merge(
+                companion
+                    .layer(axum::extract::DefaultBodyLimit::max(COMPANION_BODY_LIMIT))
+                    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                        settings.http.body_timeout,
+                    )),
+            )
             .merge(crate::companion::page::router())
             // Every body is read within the body timeout, a chunk at a time at least.
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

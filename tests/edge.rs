@@ -157,3 +157,55 @@ async fn requests_beyond_the_cap_are_answered_503() {
     assert!(said.starts_with("HTTP/1.1 408"), "{said}");
     genuine(&server).await;
 }
+
+#[tokio::test]
+async fn a_companion_body_must_arrive_whole_within_the_body_timeout_and_be_small() {
+    let server = TestServer::start_with(&PKI, |args| {
+        args.body_timeout = 2;
+    })
+    .await;
+    // One byte a second never trips a per-chunk timeout; the whole body must still come in
+    // time.
+    let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+    stream
+        .write_all(
+            b"POST /api/v1/companion/pair HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    // Still dripping, it is answered 408 once the body timeout has passed in all.
+    let started = tokio::time::Instant::now();
+    let mut said = Vec::new();
+    let mut buf = [0u8; 1024];
+    for _ in 0..10 {
+        if stream.write_all(b" ").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(900), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                said.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let said = String::from_utf8_lossy(&said);
+    assert!(said.starts_with("HTTP/1.1 408"), "{said:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered while the client was still sending"
+    );
+
+    // A body far larger than any pairing code is refused without being read whole.
+    let big = format!("{{\"code\": \"{}\"}}", "x".repeat(64 * 1024));
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/companion/pair", server.base_url))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}

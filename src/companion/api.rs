@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use super::limit::Refusal;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -134,10 +135,22 @@ async fn pair(
     body: Bytes,
 ) -> Response {
     let source = peer.ip();
-    if let Some(wait) = state.pairing_limiter.blocked(source) {
-        warn!(%source, "pairing refused: too many failed attempts");
-        return too_many_attempts(wait);
-    }
+    let attempt = match state.pairing_limiter.attempt(source) {
+        Ok(attempt) => attempt,
+        Err(Refusal::TooMany(wait)) => {
+            warn!(%source, "pairing refused: too many failed attempts");
+            return too_many_attempts(wait);
+        }
+        Err(Refusal::Busy) => {
+            warn!(%source, "pairing refused: too many attempts at once");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "1")],
+                Json(json!({"error": "Pairing is busy just now. Try again in a moment."})),
+            )
+                .into_response();
+        }
+    };
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("code").and_then(Value::as_str).map(str::to_owned));
@@ -157,14 +170,17 @@ async fn pair(
     )
     .await
     {
-        Ok(Some(paired)) => Json(json!({
-            "token": paired.token,
-            "device_id": paired.device_id,
-            "user": {"name": paired.user.name},
-        }))
-        .into_response(),
+        Ok(Some(paired)) => {
+            attempt.paired();
+            Json(json!({
+                "token": paired.token,
+                "device_id": paired.device_id,
+                "user": {"name": paired.user.name},
+            }))
+            .into_response()
+        }
         Ok(None) => {
-            state.pairing_limiter.failed(source);
+            drop(attempt);
             error(
                 StatusCode::BAD_REQUEST,
                 "That pairing code is unknown, was replaced by a newer one, or is already used \

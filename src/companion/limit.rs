@@ -2,7 +2,10 @@
 //! pairing codes at scale: after [`PER_SOURCE`] failures from one source, or [`GLOBAL`] from
 //! everywhere, within [`WINDOW`], pairing answers 429 until the window has passed.
 //!
-//! Only failures count; a right code always pairs unless a limit is already reached. The
+//! Every attempt is counted when it starts, under one lock, before the store is touched, so
+//! a burst of parallel attempts cannot slip past the limit; an attempt that pairs gives its
+//! count back, so only failures (wrong codes, and errors) stay counted. At most
+//! [`CONCURRENT`] attempts run at once; more are told to try again in a second. The
 //! global limit means a flood of wrong codes can hold up pairing for everyone for a while;
 //! that is the price of making 40-bit codes unguessable in their 10 minutes, and a new code
 //! from `voxgate pair` does not help an attacker. Per replica: with several replicas the
@@ -21,6 +24,8 @@ pub const PER_SOURCE: u32 = 5;
 pub const GLOBAL: u32 = 50;
 /// How long failures are remembered.
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Pairing attempts running at once.
+pub const CONCURRENT: usize = 4;
 /// Sources remembered at once (the oldest are forgotten first).
 const SOURCES: usize = 10_000;
 
@@ -55,6 +60,47 @@ impl Window {
 pub struct PairingLimiter {
     sources: Mutex<LruCache<IpAddr, Window>>,
     global: Mutex<Window>,
+    running: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// Why an attempt may not start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A limit is reached: wait this long.
+    TooMany(Duration),
+    /// [`CONCURRENT`] attempts are running: try again in a moment.
+    Busy,
+}
+
+/// One counted attempt; [`Attempt::paired`] gives its count back.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    limiter: &'a PairingLimiter,
+    key: IpAddr,
+    _running: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Attempt<'_> {
+    /// The code was right: this attempt does not count as a failure.
+    pub fn paired(self) {
+        let now = Instant::now();
+        let global = &mut *self
+            .limiter
+            .global
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let global = global.current(now);
+        global.failures = global.failures.saturating_sub(1);
+        let mut sources = self
+            .limiter
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(window) = sources.get_mut(&self.key) {
+            let window = window.current(now);
+            window.failures = window.failures.saturating_sub(1);
+        }
+    }
 }
 
 impl Default for PairingLimiter {
@@ -64,6 +110,7 @@ impl Default for PairingLimiter {
                 NonZeroUsize::new(SOURCES).unwrap_or(NonZeroUsize::MIN),
             )),
             global: Mutex::new(Window::new(Instant::now())),
+            running: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT)),
         }
     }
 }
@@ -85,32 +132,33 @@ fn source_key(source: IpAddr) -> IpAddr {
 }
 
 impl PairingLimiter {
-    /// How long `source` must wait before trying again, if a limit is reached.
-    pub fn blocked(&self, source: IpAddr) -> Option<Duration> {
+    /// Starts an attempt from `source`, counted as a failure until [`Attempt::paired`];
+    /// refused when a limit is reached or too many attempts are running.
+    pub fn attempt(&self, source: IpAddr) -> Result<Attempt<'_>, Refusal> {
+        let running = std::sync::Arc::clone(&self.running)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Busy)?;
         let now = Instant::now();
+        let key = source_key(source);
         let mut global = self.global.lock().unwrap_or_else(|p| p.into_inner());
         let global = global.current(now);
         if global.failures >= GLOBAL {
-            return Some(global.wait(now));
+            return Err(Refusal::TooMany(global.wait(now)));
         }
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        let window = sources.get_mut(&source_key(source))?.current(now);
-        (window.failures >= PER_SOURCE).then(|| window.wait(now))
-    }
-
-    /// Counts a failed attempt from `source`.
-    pub fn failed(&self, source: IpAddr) {
-        let now = Instant::now();
-        self.global
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .current(now)
-            .failures += 1;
-        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
-        sources
-            .get_or_insert_mut(source_key(source), || Window::new(now))
-            .current(now)
-            .failures += 1;
+        let window = sources
+            .get_or_insert_mut(key, || Window::new(now))
+            .current(now);
+        if window.failures >= PER_SOURCE {
+            return Err(Refusal::TooMany(window.wait(now)));
+        }
+        window.failures += 1;
+        global.failures += 1;
+        Ok(Attempt {
+            limiter: self,
+            key,
+            _running: running,
+        })
     }
 }
 
@@ -124,12 +172,31 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
         for _ in 0..PER_SOURCE {
-            assert!(limiter.blocked(a).is_none());
-            limiter.failed(a);
+            drop(limiter.attempt(a).expect("may try"));
         }
-        let wait = limiter.blocked(a).expect("blocked");
+        let Err(Refusal::TooMany(wait)) = limiter.attempt(a) else {
+            panic!("a sixth failure must wait");
+        };
         assert!(wait > Duration::from_secs(14 * 60) && wait <= WINDOW);
-        assert!(limiter.blocked(b).is_none(), "another source may still try");
+        assert!(limiter.attempt(b).is_ok(), "another source may still try");
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_before_they_finish_and_a_pairing_gives_its_count_back() {
+        let limiter = PairingLimiter::default();
+        let a: IpAddr = "192.0.2.1".parse().expect("ip");
+        // Attempts still running count: no burst slips past the limit or the cap.
+        let running: Vec<_> = (0..CONCURRENT)
+            .map(|_| limiter.attempt(a).expect("may try"))
+            .collect();
+        assert_eq!(limiter.attempt(a).err(), Some(Refusal::Busy));
+        for attempt in running {
+            attempt.paired();
+        }
+        for _ in 0..PER_SOURCE {
+            drop(limiter.attempt(a).expect("pairings did not count"));
+        }
+        assert!(matches!(limiter.attempt(a), Err(Refusal::TooMany(_))));
     }
 
     #[test]
@@ -137,18 +204,18 @@ mod tests {
         let limiter = PairingLimiter::default();
         for i in 0..PER_SOURCE {
             let address: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().expect("ip");
-            limiter.failed(address);
+            drop(limiter.attempt(address).expect("may try"));
         }
         let same_64: IpAddr = "2001:db8:1:2::ffff".parse().expect("ip");
-        assert!(limiter.blocked(same_64).is_some());
+        assert!(limiter.attempt(same_64).is_err());
         let global = PairingLimiter::default();
         for i in 0..GLOBAL {
-            global.failed(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]));
+            drop(
+                global
+                    .attempt(IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]))
+                    .expect("may try"),
+            );
         }
-        assert!(
-            global
-                .blocked("198.51.100.7".parse().expect("ip"))
-                .is_some()
-        );
+        assert!(global.attempt("198.51.100.7".parse().expect("ip")).is_err());
     }
 }
