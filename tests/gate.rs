@@ -1234,6 +1234,50 @@ async fn an_unreadable_challenge_named_by_the_session_is_closed_and_said() {
 }
 
 #[tokio::test]
+async fn an_unreadable_approval_ends_as_unknown_and_a_newer_versions_row_is_left_to_it() {
+    let s = scene(Backend::Sqlite).await;
+    let pool = sqlx::AnyPool::connect(&s.server.db.url).await.unwrap();
+    // Approved (by a replica that then stopped) and altered: it may have run.
+    let (_, approved) = s.hold("StopInstanceIntent", "web-1").await;
+    sqlx::query(
+        "UPDATE challenges SET state = 'approved', closed_at = $1, operation = $2 WHERE id = $3",
+    )
+    .bind(s.server.now().unix_timestamp())
+    .bind(r#"{"format":1,"kind":"ec2-instance","operation":{}}"#)
+    .bind(&approved)
+    .execute(&pool)
+    .await
+    .unwrap();
+    s.server.clock.advance(Duration::minutes(3));
+    s.server.gate.expire_due().await.unwrap();
+    let row = s.server.store.challenge(&approved).await.unwrap().unwrap();
+    assert_eq!(row.state, "outcome-unknown");
+    assert_eq!(outcomes(&s.server).await, ["held", "outcome-unknown"]);
+
+    // A pending row of a kind only a newer voxgate knows (a rolling upgrade) is not closed
+    // by this one while it waits...
+    let (_, newer) = s.hold("StopInstanceIntent", "web-1").await;
+    sqlx::query("UPDATE challenges SET operation = $1 WHERE id = $2")
+        .bind(r#"{"format":1,"kind":"budget","operation":{"amount":500}}"#)
+        .bind(&newer)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    s.server
+        .say(say_code(&s.server, ALICE, &newer, "123456"))
+        .await;
+    let row = s.server.store.challenge(&newer).await.unwrap().unwrap();
+    assert_eq!(row.state, "pending");
+    // ...and closed once it is due.
+    s.server.clock.advance(Duration::minutes(6));
+    s.server.gate.expire_due().await.unwrap();
+    let row = s.server.store.challenge(&newer).await.unwrap().unwrap();
+    assert_eq!(row.state, "unreadable");
+    assert_eq!(count(&s.proxy, "StopInstances"), 0);
+}
+
+#[tokio::test]
 async fn a_change_without_an_answer_is_reported_as_unknown_and_never_retried() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;

@@ -101,6 +101,16 @@ pub fn store_operation(operation: &Operation) -> String {
     .unwrap_or_default()
 }
 
+/// Whether `stored` was written by a newer voxgate: a later envelope format, or a kind of
+/// operation this build does not know. Such a row is left to the version that wrote it
+/// (during a rolling upgrade) until it is due, rather than closed as unreadable.
+pub fn from_newer_version(stored: &str) -> bool {
+    serde_json::from_str::<Envelope>(stored).is_ok_and(|envelope| {
+        envelope.format > OPERATION_FORMAT
+            || (envelope.format == OPERATION_FORMAT && !Operation::knows_kind(&envelope.kind))
+    })
+}
+
 fn read_operation(stored: &str) -> Option<Operation> {
     let envelope: Envelope = serde_json::from_str(stored).ok()?;
     if envelope.format != OPERATION_FORMAT {

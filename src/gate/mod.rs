@@ -315,25 +315,44 @@ impl Gate {
         match Challenge::read(row) {
             Some(challenge) => Ok(challenge),
             None => {
-                self.close_unreadable(row).await;
+                self.close_unreadable(row, false).await;
                 Err(GateError::Unreadable(row.id.clone()))
             }
         }
     }
 
-    /// Closes a row that cannot be read (tampered, or written by another version), so it
-    /// neither blocks its user nor stalls the sweeper. Nothing of it ever runs.
-    async fn close_unreadable(&self, row: &ChallengeRow) {
+    /// Closes a row that cannot be read (tampered, or written by an older version), so it
+    /// neither blocks its user nor stalls the sweeper; nothing of it ever runs from here. A
+    /// pending one ends as `unreadable` (nothing ran); an approved one as `outcome-unknown`,
+    /// since it may have run. A row written by a newer version is left to it unless `due`
+    /// (the sweeper found it expired or stale).
+    async fn close_unreadable(&self, row: &ChallengeRow, due: bool) {
+        if !due && challenge::from_newer_version(&row.operation) {
+            tracing::warn!(challenge = %row.id, "left a challenge written by a newer voxgate to it");
+            return;
+        }
+        let approved = row.state == State::Approved.as_str();
+        let (to, outcome, detail) = if approved {
+            (
+                State::OutcomeUnknown,
+                Outcome::OutcomeUnknown,
+                "approved, but the stored operation could not be read back (altered, or \
+                 written by another version of voxgate), so whether it ran is unknown",
+            )
+        } else {
+            (
+                State::Unreadable,
+                Outcome::Unreadable,
+                "the stored operation could not be read (altered, or written by another \
+                 version of voxgate); closed, nothing ran",
+            )
+        };
         let result = async {
             let now = self.clock.now().unix_timestamp();
             let mut tx = self.store.begin().await?;
+            let from = if approved { "approved" } else { "pending" };
             if !tx
-                .move_challenge(
-                    &row.id,
-                    &["pending", "approved"],
-                    State::Unreadable.as_str(),
-                    now,
-                )
+                .move_challenge(&row.id, &[from], to.as_str(), now)
                 .await?
             {
                 return Ok::<bool, GateError>(false);
@@ -346,10 +365,8 @@ impl Gate {
                 actor: Actor::Voxgate,
                 summary: row.summary.chars().take(500).collect(),
                 digest: row.digest.chars().take(128).collect(),
-                outcome: Outcome::Unreadable,
-                detail: "the stored operation could not be read (altered, or written by another \
-                         version of voxgate); closed, nothing ran"
-                    .into(),
+                outcome,
+                detail: detail.into(),
                 aws_request_id: None,
             };
             self.audit.commit_with(tx, &entry).await?;
@@ -358,8 +375,8 @@ impl Gate {
         .await;
         match result {
             Ok(true) => {
-                tracing::error!(challenge = %row.id, "closed an unreadable challenge; nothing ran");
-                self.publish(&row.user_id, &row.id, &row.summary, Outcome::Unreadable)
+                tracing::error!(challenge = %row.id, outcome = outcome.as_str(), "closed an unreadable challenge");
+                self.publish(&row.user_id, &row.id, &row.summary, outcome)
                     .await;
             }
             Ok(false) => {}
@@ -569,7 +586,7 @@ impl Gate {
         let stale_before = (now - STALE_APPROVAL).unix_timestamp();
         for row in self.store.stale_approved(stale_before).await? {
             let Some(challenge) = Challenge::read(&row) else {
-                self.close_unreadable(&row).await;
+                self.close_unreadable(&row, true).await;
                 continue;
             };
             let entry = self.entry(
@@ -589,7 +606,7 @@ impl Gate {
         let mut expired = Vec::new();
         for row in self.store.due_challenges(now.unix_timestamp()).await? {
             let Some(challenge) = Challenge::read(&row) else {
-                self.close_unreadable(&row).await;
+                self.close_unreadable(&row, true).await;
                 continue;
             };
             match self.expire(&challenge).await {

@@ -133,6 +133,11 @@ impl Operation {
         .unwrap_or(Value::Null)
     }
 
+    /// Whether this build knows operations of `kind`.
+    pub fn knows_kind(kind: &str) -> bool {
+        [instances::KIND, cleanup::KIND].contains(&kind)
+    }
+
     /// Reads back what [`Operation::to_stored`] wrote under `kind`; `None` for an unknown
     /// kind or a form this version cannot read.
     pub fn from_stored(kind: &str, stored: Value) -> Option<Self> {
@@ -277,6 +282,7 @@ mod tests {
     #[test]
     fn every_critical_operation_reads_back_what_it_stored() {
         for op in instances::examples().into_iter().chain(cleanup::examples()) {
+            assert!(Operation::knows_kind(op.kind()));
             let read = Operation::from_stored(op.kind(), op.to_stored()).expect("read back");
             assert_eq!(read, op);
             assert_eq!(read.digest(), op.digest());
