@@ -1278,6 +1278,27 @@ async fn an_unreadable_approval_ends_as_unknown_and_a_newer_versions_row_is_left
 }
 
 #[tokio::test]
+async fn a_change_answered_with_a_server_error_is_reported_as_unknown() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    // EC2 stops the instance, then answers 500: the change may well have happened.
+    s.proxy.fail_after_forwarding("StopInstances");
+    let answer = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
+    assert_eq!(
+        speech(&answer),
+        "I asked AWS, but got no clear answer, so I can't tell whether web-1 was \
+         stopped. Please check web-1 before asking again; I won't retry it."
+    );
+    assert_ne!(state_of(&s.ec2, &s.web1).await, "running");
+    assert_eq!(count(&s.proxy, "StopInstances"), 1, "never retried");
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "confirmed", "outcome-unknown"]
+    );
+}
+
+#[tokio::test]
 async fn a_change_without_an_answer_is_reported_as_unknown_and_never_retried() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
@@ -1293,7 +1314,7 @@ async fn a_change_without_an_answer_is_reported_as_unknown_and_never_retried() {
     .expect("an answer within the 8 s Alexa waits");
     assert_eq!(
         speech(&answer),
-        "I asked AWS, but it didn't answer in time, so I can't tell whether web-1 was \
+        "I asked AWS, but got no clear answer, so I can't tell whether web-1 was \
          stopped. Please check web-1 before asking again; I won't retry it."
     );
     assert_eq!(

@@ -121,6 +121,21 @@ impl OpsError {
     {
         use aws_sdk_ec2::error::SdkError;
         match &error {
+            // A server error may come after the change was made (EC2 says so of
+            // InternalError); only throttling is a refusal that certainly changed nothing.
+            SdkError::ServiceError(service)
+                if service.raw().status().is_server_error()
+                    && !service
+                        .err()
+                        .code()
+                        .is_some_and(|c| c.contains("Throttl") || c == "RequestLimitExceeded") =>
+            {
+                Self::NoAnswer(format!(
+                    "AWS answered HTTP {} ({}) to a change",
+                    service.raw().status().as_u16(),
+                    service.err().code().unwrap_or("Unknown")
+                ))
+            }
             SdkError::ServiceError(_) => Self::from_sdk(error),
             SdkError::ConstructionFailure(_) => Self::Aws {
                 code: "Unsent".into(),

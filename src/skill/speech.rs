@@ -526,12 +526,12 @@ pub fn en_us(line: &Line) -> String {
             };
             let name = &op.instance_name;
             return format!(
-                "I asked AWS, but it didn't answer in time, so I can't tell whether {name} was \
+                "I asked AWS, but got no clear answer, so I can't tell whether {name} was \
                  {done}. Please check {name} before asking again; I won't retry it."
             );
         }
         Line::OutcomeUnknown(Operation::Cleanup(_)) => {
-            "I asked AWS, but it didn't answer in time, so I can't tell whether the unused \
+            "I asked AWS, but got no clear answer, so I can't tell whether the unused \
              resources were deleted. Please check them in your account before asking again; I \
              won't retry it."
         }

@@ -154,6 +154,7 @@ pub struct RecordingProxy {
     pub url: String,
     pub captured: Arc<Mutex<Vec<Captured>>>,
     hanging: Arc<Mutex<Vec<String>>>,
+    failing: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
@@ -161,6 +162,7 @@ struct ProxyState {
     upstream: String,
     captured: Arc<Mutex<Vec<Captured>>>,
     hanging: Arc<Mutex<Vec<String>>>,
+    failing: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -202,7 +204,15 @@ async fn forward(
             request = request.header(name, value);
         }
     }
+    let fails = state.failing.lock().unwrap().contains(&action);
     match request.body(body).send().await {
+        Ok(_) if fails => {
+            // Done upstream, but answered as an internal error.
+            let xml = "<Response><Errors><Error><Code>InternalError</Code><Message>An internal \
+                       error has occurred</Message></Error></Errors><RequestID>r-500</RequestID>\
+                       </Response>";
+            (StatusCode::INTERNAL_SERVER_ERROR, xml).into_response()
+        }
         Ok(upstream) => {
             let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap();
             let mut out = HeaderMap::new();
@@ -222,10 +232,12 @@ impl RecordingProxy {
     pub async fn start(upstream: &str) -> Self {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let hanging = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.to_owned(),
             captured: Arc::clone(&captured),
             hanging: Arc::clone(&hanging),
+            failing: Arc::clone(&failing),
             http: reqwest::Client::new(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
@@ -236,7 +248,15 @@ impl RecordingProxy {
             url,
             captured,
             hanging,
+            failing,
         }
+    }
+
+    /// From now on, requests for `action` are carried out by moto but answered with an EC2
+    /// `InternalError` (HTTP 500): a change that happened behind an error answer.
+    #[allow(dead_code)]
+    pub fn fail_after_forwarding(&self, action: &str) {
+        self.failing.lock().unwrap().push(action.to_owned());
     }
 
     /// From now on, requests for `action` (e.g. `StopInstances`, or `*` for all) are
