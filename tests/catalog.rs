@@ -260,6 +260,51 @@ async fn a_cleanup_part_without_an_answer_is_reported_as_unknown_and_the_rest_le
 }
 
 #[tokio::test]
+async fn a_slow_cleanup_sends_no_deletion_it_could_not_finish_in_time() {
+    let scene = scene(Backend::Sqlite).await;
+    let ec2 = &scene.ec2;
+    let mut volumes = Vec::new();
+    for i in 0..5 {
+        volumes.push(volume(ec2, &format!("scratch-{i}"), true).await);
+    }
+    let held = scene.ask("CleanupIntent", &[]).await;
+    // Each deletion takes 1.5 s: all five would run past Alexa's 8 s.
+    scene
+        .proxy
+        .delay_on("DeleteVolume", std::time::Duration::from_millis(1500));
+    let done = tokio::time::timeout(std::time::Duration::from_secs(8), scene.approve(&held))
+        .await
+        .expect("an answer within the 8 s Alexa waits");
+    let said = speech(&done);
+    let sent = count(&scene.proxy, "DeleteVolume");
+    assert!((1..5).contains(&sent), "{sent} deletions sent");
+    let left = volume_ids(ec2).await;
+    let deleted = volumes.iter().filter(|v| !left.contains(*v)).count();
+    assert_eq!(
+        deleted, sent,
+        "every deletion sent was answered and is known"
+    );
+    assert!(
+        said.starts_with(&format!("Deleted {deleted} unattached volume")),
+        "{said}"
+    );
+    let rest = match 5 - sent {
+        1 => "1 resource".to_owned(),
+        n => format!("{n} resources"),
+    };
+    assert!(
+        said.ends_with(&format!(
+            "I didn't get to {rest}; ask again to clean up the rest."
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        outcomes(&scene.server).await,
+        ["held", "confirmed", "executed"]
+    );
+}
+
+#[tokio::test]
 async fn vpn_status_names_each_connection() {
     let scene = scene(Backend::Sqlite).await;
     let ec2 = &scene.ec2;

@@ -239,11 +239,16 @@ impl Operation {
         }
     }
 
-    /// Runs it with `session` (whose clients never retry a change).
-    pub async fn execute(&self, session: &AwsSession) -> Result<Done, OpsError> {
+    /// Runs it with `session` (whose clients never retry a change). An operation of several
+    /// calls sends none that could not be answered before `deadline`.
+    pub async fn execute(
+        &self,
+        session: &AwsSession,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, OpsError> {
         match self {
             Self::Instance(op) => op.execute(session).await,
-            Self::Cleanup(op) => op.execute(session).await,
+            Self::Cleanup(op) => op.execute(session, deadline).await,
         }
     }
 }

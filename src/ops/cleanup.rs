@@ -495,14 +495,22 @@ impl CleanupOperation {
     /// nothing is retried. If no answer comes for one (or AWS cannot be reached), whether it
     /// is gone is unknown and the rest are left alone. Always a report: how it settled is
     /// [`Done::settled`](super::catalog::Done::settled).
-    pub async fn execute(&self, session: &AwsSession) -> Result<Done, OpsError> {
+    pub async fn execute(
+        &self,
+        session: &AwsSession,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, OpsError> {
         use aws_sdk_ec2::operation::RequestId as _;
         let client = session.ec2_for_change(Some(&self.region));
         let mut result = CleanupResult::default();
         let mut request_ids = Vec::new();
         let mut stop = false;
         for resource in &self.resources {
-            if stop {
+            // A call may take up to the SDK's operation timeout; one that could end past the
+            // deadline is not sent (its outcome would be lost with the run).
+            let time_left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if stop || time_left < crate::cloud::sdk::OPERATION_TIMEOUT {
+                stop = true;
                 result.skipped.push(resource.clone());
                 continue;
             }

@@ -357,7 +357,8 @@ impl Skill {
     ) -> ResponseBuilder {
         let op = &challenge.operation;
         let sent = std::sync::atomic::AtomicBool::new(false);
-        let run = tokio::time::timeout(EXECUTION_DEADLINE, self.run(speaking, op, &sent)).await;
+        let deadline = tokio::time::Instant::now() + EXECUTION_DEADLINE;
+        let run = tokio::time::timeout_at(deadline, self.run(speaking, op, &sent, deadline)).await;
         let outcome = match run {
             Ok(outcome) => outcome,
             Err(_) if sent.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -447,6 +448,7 @@ impl Skill {
         speaking: &Speaking,
         op: &Operation,
         sent: &std::sync::atomic::AtomicBool,
+        deadline: tokio::time::Instant,
     ) -> Run {
         let Some(account) = speaking
             .accounts
@@ -486,7 +488,7 @@ impl Skill {
             Err(error) => return Run::Broker(account.clone(), error),
         };
         sent.store(true, std::sync::atomic::Ordering::SeqCst);
-        match op.execute(&session).await {
+        match op.execute(&session, deadline).await {
             Ok(done) => Run::Done(done),
             Err(error) => Run::Ops(account.clone(), error),
         }

@@ -653,7 +653,7 @@ fn cleaned(result: &CleanupResult) -> String {
     }
     if !result.skipped.is_empty() {
         sentences.push(format!(
-            "I left {} alone.",
+            "I didn't get to {}; ask again to clean up the rest.",
             count(result.skipped.len(), "resource", "resources")
         ));
     }

@@ -153,7 +153,7 @@ impl Captured {
 pub struct RecordingProxy {
     pub url: String,
     pub captured: Arc<Mutex<Vec<Captured>>>,
-    hanging: Arc<Mutex<Vec<String>>>,
+    delayed: Arc<Mutex<Vec<(String, Duration)>>>,
     failing: Arc<Mutex<Vec<String>>>,
 }
 
@@ -161,7 +161,7 @@ pub struct RecordingProxy {
 struct ProxyState {
     upstream: String,
     captured: Arc<Mutex<Vec<Captured>>>,
-    hanging: Arc<Mutex<Vec<String>>>,
+    delayed: Arc<Mutex<Vec<(String, Duration)>>>,
     failing: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
@@ -188,13 +188,15 @@ async fn forward(
     };
     let action = captured.action().unwrap_or_default();
     state.captured.lock().unwrap().push(captured);
-    let hangs = {
-        let hanging = state.hanging.lock().unwrap();
-        hanging.iter().any(|a| a == "*" || *a == action)
-    };
-    if hangs {
-        // Received, never answered: what a hanging AWS endpoint looks like.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
+    let delay = state
+        .delayed
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(a, _)| a == "*" || *a == action)
+        .map(|(_, delay)| *delay);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
     }
     let mut request = state
         .http
@@ -231,12 +233,12 @@ async fn forward(
 impl RecordingProxy {
     pub async fn start(upstream: &str) -> Self {
         let captured = Arc::new(Mutex::new(Vec::new()));
-        let hanging = Arc::new(Mutex::new(Vec::new()));
+        let delayed = Arc::new(Mutex::new(Vec::new()));
         let failing = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.to_owned(),
             captured: Arc::clone(&captured),
-            hanging: Arc::clone(&hanging),
+            delayed: Arc::clone(&delayed),
             failing: Arc::clone(&failing),
             http: reqwest::Client::new(),
         };
@@ -247,7 +249,7 @@ impl RecordingProxy {
         Self {
             url,
             captured,
-            hanging,
+            delayed,
             failing,
         }
     }
@@ -262,7 +264,15 @@ impl RecordingProxy {
     /// From now on, requests for `action` (e.g. `StopInstances`, or `*` for all) are
     /// received and recorded but never answered.
     pub fn hang_on(&self, action: &str) {
-        self.hanging.lock().unwrap().push(action.to_owned());
+        self.delay_on(action, Duration::from_secs(3600));
+    }
+
+    /// From now on, requests for `action` are answered only after `delay`.
+    pub fn delay_on(&self, action: &str, delay: Duration) {
+        self.delayed
+            .lock()
+            .unwrap()
+            .push((action.to_owned(), delay));
     }
 
     /// Every AssumeRole request that went through, in order.
