@@ -12,7 +12,7 @@
 //!
 //! Both forget ids by the requests' own (Alexa's) timestamps, never by a replica's clock.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -152,8 +152,9 @@ struct Local {
 struct Seen {
     /// A 128-bit digest of each id, and when it may be forgotten.
     ids: HashMap<u128, i64>,
-    /// The same, in the order seen, to forget the oldest cheaply.
-    order: VecDeque<(i64, u128)>,
+    /// The same, ordered by when they may be forgotten (skill events are kept an hour,
+    /// other requests 150 s: an insertion-ordered queue would stall behind an event).
+    order: BTreeSet<(i64, u128)>,
     /// Seen but not yet written to the store.
     pending: Vec<(String, i64)>,
     /// The latest "forget before" a request brought.
@@ -170,11 +171,11 @@ fn digest(request_id: &str) -> u128 {
 
 impl Seen {
     fn forget(&mut self, before: i64) {
-        while let Some(&(expires_at, key)) = self.order.front() {
+        while let Some(&(expires_at, key)) = self.order.first() {
             if expires_at >= before {
                 break;
             }
-            self.order.pop_front();
+            self.order.pop_first();
             if self.ids.get(&key) == Some(&expires_at) {
                 self.ids.remove(&key);
             }
@@ -182,8 +183,10 @@ impl Seen {
     }
 
     fn remember(&mut self, key: u128, expires_at: i64) {
-        self.ids.insert(key, expires_at);
-        self.order.push_back((expires_at, key));
+        if let Some(earlier) = self.ids.insert(key, expires_at) {
+            self.order.remove(&(earlier, key));
+        }
+        self.order.insert((expires_at, key));
     }
 }
 
@@ -238,16 +241,27 @@ impl Local {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the ids seen since the last write.
+    /// Writes the ids seen since the last write. What the store does not take stays for
+    /// the next write (ids already past their window are dropped then).
     async fn flush(&self) {
         let _turn = self.flushing.lock().await;
         let pending = std::mem::take(&mut self.lock().pending);
-        for chunk in pending.chunks(BATCH) {
+        for (done, chunk) in pending.chunks(BATCH).enumerate() {
             if let Err(error) = self.store.record_request_ids(chunk).await {
                 tracing::warn!(
                     %error,
-                    "could not write request ids behind; a restart would forget them"
+                    "could not write request ids behind; trying again shortly"
                 );
+                let mut seen = self.lock();
+                let before = seen.forget_before;
+                let mut unwritten: Vec<(String, i64)> = pending[done * BATCH..]
+                    .iter()
+                    .filter(|(_, expires_at)| *expires_at >= before)
+                    .cloned()
+                    .collect();
+                unwritten.append(&mut seen.pending);
+                seen.pending = unwritten;
+                return;
             }
         }
     }
@@ -281,5 +295,58 @@ impl ReplayLedger for LocalReplayLedger {
 
     async fn flush(&self) {
         self.inner.flush().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_window_does_not_hold_up_forgetting_the_short_ones() {
+        let mut seen = Seen::default();
+        // A skill event (an hour) seen first, then ordinary requests (150 s).
+        seen.remember(1, 1_000 + 3_600);
+        for key in 2..100 {
+            seen.remember(key, 1_000 + 150);
+        }
+        seen.forget(1_000 + 151);
+        assert_eq!(seen.ids.len(), 1, "only the event is still remembered");
+        assert_eq!(seen.order.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn ids_the_store_refused_are_written_once_it_takes_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("voxgate.db").display());
+        let store = crate::store::connect(&url).await.expect("store");
+        let now = OffsetDateTime::now_utc();
+        let ledger = LocalReplayLedger::load(Arc::clone(&store), now)
+            .await
+            .expect("ledger");
+        let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+        // The store cannot take the ids for a while.
+        sqlx::query("ALTER TABLE seen_requests RENAME TO seen_requests_away")
+            .execute(&pool)
+            .await
+            .expect("rename");
+        let window = time::Duration::seconds(150);
+        assert_eq!(
+            ledger
+                .first_sighting("r-1", now + window, now - window)
+                .await,
+            Ok(true)
+        );
+        ledger.flush().await;
+        sqlx::query("ALTER TABLE seen_requests_away RENAME TO seen_requests")
+            .execute(&pool)
+            .await
+            .expect("rename back");
+        ledger.flush().await;
+        let live = store
+            .live_request_ids(now.unix_timestamp())
+            .await
+            .expect("ids");
+        assert!(live.iter().any(|(id, _)| id == "r-1"), "{live:?}");
     }
 }

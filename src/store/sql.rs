@@ -202,11 +202,12 @@ impl SqlStore {
         migrator.run(&pool).await.map_err(|e| connect_error(&e))?;
         // The replay ledger writes on its own connection, whose commits do not wait for
         // the disk (SQLite in WAL mode: synchronous=NORMAL; PostgreSQL:
-        // synchronous_commit=off). A crash of voxgate, or of PostgreSQL itself, loses
-        // nothing and corrupts nothing; only a power loss (or an operating-system crash) can
-        // forget the ids recorded in its last moments, and a replay of those would have to
-        // arrive within their 150 s window after the machine is back. Every other write
-        // (challenges, the audit log) keeps full durability.
+        // synchronous_commit=off). Nothing is ever corrupted. SQLite loses ids only to a
+        // power loss or an operating-system crash; PostgreSQL also to a crash (or failover)
+        // of the database server, up to about three wal_writer_delay (600 ms by default) of
+        // recent ids. A replay of those would have to arrive within their 150 s window after
+        // the database is back. Every other write (challenges, the audit log) keeps full
+        // durability.
         let ledger = AnyPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(1)
