@@ -143,7 +143,10 @@ impl Operation {
     pub fn from_stored(kind: &str, stored: Value) -> Option<Self> {
         match kind {
             instances::KIND => serde_json::from_value(stored).ok().map(Self::Instance),
-            cleanup::KIND => serde_json::from_value(stored).ok().map(Self::Cleanup),
+            cleanup::KIND => serde_json::from_value::<cleanup::CleanupOperation>(stored)
+                .ok()
+                .filter(|op| (1..=cleanup::MAX_PER_CLEANUP).contains(&op.resources.len()))
+                .map(Self::Cleanup),
             _ => None,
         }
     }
@@ -292,7 +295,19 @@ mod tests {
             assert_eq!(read, op);
             assert_eq!(read.digest(), op.digest());
             assert!(Operation::from_stored("no-such-kind", op.to_stored()).is_none());
+            // A field this version does not know means another meaning: not read.
+            let mut extra = op.to_stored();
+            extra["force"] = Value::Bool(true);
+            assert!(Operation::from_stored(op.kind(), extra).is_none());
         }
+        // A cleanup of nothing, or of more than one approval may delete, is not read.
+        let mut empty = cleanup::examples()[0].to_stored();
+        empty["resources"] = Value::Array(Vec::new());
+        assert!(Operation::from_stored(cleanup::KIND, empty).is_none());
+        let mut huge = cleanup::examples()[0].to_stored();
+        let one = huge["resources"][0].clone();
+        huge["resources"] = Value::Array(vec![one; cleanup::MAX_PER_CLEANUP + 1]);
+        assert!(Operation::from_stored(cleanup::KIND, huge).is_none());
     }
 
     /// Each family's `variations` changes one parameter at a time; every one must give

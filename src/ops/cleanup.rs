@@ -61,6 +61,9 @@ pub const DECLARATIONS: &[Declaration] = &[
 /// several approvals, this many at a time.
 pub const MAX_PER_CLEANUP: usize = 20;
 
+/// The longest session policy AWS takes, in characters.
+const MAX_POLICY_CHARS: usize = 2048;
+
 /// The session policy of the report: Describe calls have no resource-level permissions.
 pub fn report_policy() -> SessionPolicy {
     SessionPolicy::allow(REPORT_ACTIONS, &["*"])
@@ -80,6 +83,7 @@ pub enum ResourceKind {
 
 /// One unused resource.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Unused {
     /// What it is.
     pub kind: ResourceKind,
@@ -118,11 +122,24 @@ impl CleanupReport {
         self.unused.iter().filter(|u| u.managed).cloned().collect()
     }
 
-    /// What one cleanup deletes: the managed resources, at most [`MAX_PER_CLEANUP`].
-    pub fn next_cleanup(&self) -> Vec<Unused> {
-        let mut managed = self.managed();
-        managed.truncate(MAX_PER_CLEANUP);
-        managed
+    /// What one cleanup in `region` deletes: the managed resources, at most
+    /// [`MAX_PER_CLEANUP`], and fewer if its session policy (which names each one under the
+    /// managed tag) would be longer than AWS takes.
+    pub fn next_cleanup(&self, region: &str, managed: &ManagedTag) -> Vec<Unused> {
+        let mut op = CleanupOperation {
+            account_id: String::new(),
+            account_name: String::new(),
+            region: region.to_owned(),
+            resources: self.managed(),
+            snapshot_age_days: 0,
+        };
+        op.resources.truncate(MAX_PER_CLEANUP);
+        while op.resources.len() > 1
+            && op.policy("000000000000", managed).to_json().len() > MAX_POLICY_CHARS
+        {
+            op.resources.pop();
+        }
+        op.resources
     }
 }
 
@@ -294,6 +311,7 @@ pub async fn report(
 
 /// Deleting exactly these resources.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CleanupOperation {
     /// voxgate's id of the linked account.
     pub account_id: String,
@@ -472,7 +490,7 @@ impl CleanupOperation {
             &read.ec2(Some(&self.region)),
             &self.region,
             managed,
-            time::Duration::days(self.snapshot_age_days),
+            time::Duration::days(self.snapshot_age_days.clamp(0, 3650)),
             now,
         )
         .await?;
@@ -674,11 +692,22 @@ mod tests {
         };
         let op = CleanupOperation {
             region: "ap-southeast-1".into(),
-            resources: report.next_cleanup(),
+            resources: report.next_cleanup("ap-southeast-1", &tag),
             ..sample()
         };
         assert_eq!(op.resources.len(), MAX_PER_CLEANUP);
         let json = op.policy("111122223333", &tag).to_json();
+        assert!(json.len() <= 2048, "{} characters", json.len());
+        // A long managed tag leaves room for fewer, never for a policy AWS refuses.
+        let long =
+            ManagedTag::parse(&format!("{}={}", "k".repeat(60), "v".repeat(60))).expect("tag");
+        let op = CleanupOperation {
+            region: "ap-southeast-1".into(),
+            resources: report.next_cleanup("ap-southeast-1", &long),
+            ..sample()
+        };
+        assert!(!op.resources.is_empty() && op.resources.len() < MAX_PER_CLEANUP);
+        let json = op.policy("111122223333", &long).to_json();
         assert!(json.len() <= 2048, "{} characters", json.len());
     }
 

@@ -235,6 +235,7 @@ impl Action {
 
 /// A critical operation on one instance, with every parameter that defines it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InstanceOperation {
     /// What to do.
     pub action: Action,

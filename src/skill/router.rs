@@ -717,8 +717,8 @@ impl Skill {
         let operation = Operation::Cleanup(cleanup::CleanupOperation {
             account_id: account.id.as_str().to_owned(),
             account_name: account.name.clone(),
+            resources: report.next_cleanup(&region, &self.managed_tag),
             region,
-            resources: report.next_cleanup(),
             snapshot_age_days: self.snapshot_age.whole_days(),
         });
         self.hold(turn, envelope, intent, &speaking, operation)
