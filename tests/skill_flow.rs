@@ -169,7 +169,7 @@ async fn skipping_verification_accepts_unsigned_requests_but_still_checks_the_sk
 #[tokio::test]
 async fn skipping_verification_refuses_requests_that_came_through_a_proxy() {
     let server = TestServer::start_with(&PKI, |args| args.insecure_skip_verification = true).await;
-    for header in ["Forwarded", "X-Forwarded-For", "X-Real-IP"] {
+    for header in ["Forwarded", "X-Forwarded-For", "X-Real-IP", "Via"] {
         let body = bytes(&common::fixture("launch"));
         let (status, response) = server
             .post(body, &[(header, "for=203.0.113.9".to_owned())])

@@ -57,6 +57,7 @@ pub(super) async fn handle(
             "x-forwarded-for",
             "x-forwarded-host",
             "x-real-ip",
+            "via",
         ]
         .iter()
         .any(|name| headers.contains_key(*name)),
