@@ -209,3 +209,48 @@ async fn a_companion_body_must_arrive_whole_within_the_body_timeout_and_be_small
         .unwrap();
     assert_eq!(response.status(), 413);
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_cut_off() {
+    let server = TestServer::start_with(&PKI, |args| {
+        args.header_timeout = 60;
+        args.body_timeout = 2;
+    })
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket
+        .connect(addr(&server).parse().unwrap())
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    // Pipelined requests, never read: the server's writes stop making progress.
+    let pipelining = tokio::spawn(async move {
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+        for _ in 0..200 {
+            if writer.write_all(&request).await.is_err() {
+                break;
+            }
+        }
+        // Keep the connection's sending half open (dropping it would end the requests).
+        std::future::pending::<()>().await;
+        drop(writer);
+    });
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // By now the server has given up on the connection: what is buffered drains, then it
+    // ends (a connection still served would keep answering, then wait for more).
+    let mut buf = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    pipelining.abort();
+    assert!(ended, "the connection is closed after the body timeout");
+    genuine(&server).await;
+}
