@@ -1227,7 +1227,7 @@ async fn an_unreadable_challenge_named_by_the_session_is_closed_and_said() {
     let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     assert_eq!(
         speech(&response),
-        "I couldn't read that request back, so I closed it and nothing ran. Please ask again."
+        "I couldn't read that request back, so I won't run it. Please ask again."
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
     assert_eq!(outcomes(&s.server).await, ["held", "unreadable"]);

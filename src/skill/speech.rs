@@ -513,7 +513,7 @@ pub fn en_us(line: &Line) -> String {
              you still want it."
         }
         Line::ChallengeUnreadable => {
-            "I couldn't read that request back, so I closed it and nothing ran. Please ask again."
+            "I couldn't read that request back, so I won't run it. Please ask again."
         }
         Line::AlreadyApproved => {
             "That request was already approved, so I didn't run anything again."
