@@ -1264,9 +1264,14 @@ async fn an_unreadable_approval_ends_as_unknown_and_a_newer_versions_row_is_left
         .await
         .unwrap();
     pool.close().await;
-    s.server
+    let said = s
+        .server
         .say(say_code(&s.server, ALICE, &newer, "123456"))
         .await;
+    assert_eq!(
+        speech(&said),
+        "I couldn't read that request back, so I won't run it. Please ask again."
+    );
     let row = s.server.store.challenge(&newer).await.unwrap().unwrap();
     assert_eq!(row.state, "pending");
     // ...and closed once it is due.
