@@ -50,7 +50,7 @@ fn entry(n: usize, outcome: Outcome) -> Entry {
         user_id: Some("u_1".into()),
         challenge_id: Some(format!("c_{n}")),
         actor: Actor::AlexaSession("amzn1.echo-api.session.test".into()),
-        summary: format!("Stop instance web-{n} (i-{n:08x}) in account prod, eu-west-1"),
+        summary: format!("Stop web-{n} in prod, Ireland"),
         digest: format!("{n:064x}"),
         outcome,
         detail: String::new(),

@@ -38,7 +38,7 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
         .await;
     assert_eq!(
         speech(&alice_hears),
-        "In eu-west-1, 1 instance is running: web-1. 1 is stopped: db-1."
+        "In Ireland, 1 instance is running: web-1. 1 is stopped: db-1."
     );
     let card = alice_hears["response"]["card"]["content"].as_str().unwrap();
     assert!(
@@ -52,7 +52,7 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
         .await;
     assert_eq!(
         speech(&bob_hears),
-        "In eu-west-1, 1 instance is running: build-2."
+        "In Ireland, 1 instance is running: build-2."
     );
 
     // What voxgate sent to STS, exactly.
@@ -110,7 +110,7 @@ async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backe
     for response in futures_util::future::join_all(requests).await {
         assert_eq!(
             speech(&response),
-            "In eu-west-1, 1 instance is running: web-1."
+            "In Ireland, 1 instance is running: web-1."
         );
     }
     assert_eq!(
@@ -135,7 +135,7 @@ async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backe
         .await;
     assert_eq!(
         speech(&response),
-        "In eu-west-1, 1 instance is running: web-1."
+        "In Ireland, 1 instance is running: web-1."
     );
     assert_eq!(
         proxy.assume_role_calls().len(),
@@ -209,7 +209,10 @@ async fn a_named_region_is_used_instead_of_the_default() {
     let response = server
         .say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()))
         .await;
-    assert_eq!(speech(&response), "In us-east-1, you have no instances.");
+    assert_eq!(
+        speech(&response),
+        "In North Virginia, you have no instances."
+    );
 
     // "in Ireland", resolved by the interaction model to eu-west-1.
     let mut body = intent_from(ALICE, "ListInstancesIntent", &[], server.now());
@@ -224,7 +227,7 @@ async fn a_named_region_is_used_instead_of_the_default() {
     let response = server.say(body).await;
     assert_eq!(
         speech(&response),
-        "In eu-west-1, 1 instance is running: web-1."
+        "In Ireland, 1 instance is running: web-1."
     );
 
     // A region code spoken as words, without a resolution.
@@ -238,7 +241,7 @@ async fn a_named_region_is_used_instead_of_the_default() {
         .await;
     assert_eq!(
         speech(&response),
-        "In eu-west-1, 1 instance is running: web-1."
+        "In Ireland, 1 instance is running: web-1."
     );
 
     let response = server
@@ -271,7 +274,7 @@ async fn several_accounts_are_named_in_the_answer() {
         .await;
     assert_eq!(
         speech(&response),
-        "In prod, eu-west-1, 1 instance is running: web-1. In staging, eu-west-1, nothing is \
+        "In prod, Ireland, 1 instance is running: web-1. In staging, Ireland, nothing is \
          running. 1 is stopped: web-1."
     );
     let response = server
@@ -369,7 +372,7 @@ async fn whats_running_with_secrets_sealed_by_kms() {
         .await;
     assert_eq!(
         speech(&response),
-        "In eu-west-1, 1 instance is running: web-1."
+        "In Ireland, 1 instance is running: web-1."
     );
 }
 

@@ -21,12 +21,10 @@ async fn stop_a_managed_instance_by_voice(backend: Backend) {
         .say(critical(&s.server, ALICE, "StopInstanceIntent", "web one"))
         .await;
     let said = speech(&held);
-    assert!(said.starts_with("Stop instance web-1 (i-"), "{said}");
-    assert!(
-        said.ends_with(
-            "in account prod, eu-west-1. To approve, say the code shown in your voxgate app."
-        ),
-        "{said}"
+    // Read back as a spoken request: no instance-id fragments.
+    assert_eq!(
+        said,
+        "I'll stop web-1 in prod, Ireland, once you say the code from your voxgate app."
     );
     let directive = &held["response"]["directives"][0];
     assert_eq!(directive["type"], "Dialog.ElicitSlot");
@@ -37,7 +35,7 @@ async fn stop_a_managed_instance_by_voice(backend: Backend) {
     let code = code_for(&s, &id).await;
     // The card shows what is approved, never the code.
     let card = held["response"]["card"]["content"].as_str().unwrap();
-    assert!(card.contains("Stop instance web-1"), "{card}");
+    assert!(card.contains("Stop web-1 in prod, Ireland"), "{card}");
     assert!(
         !held.to_string().contains(&code),
         "the code appears in the response"
@@ -67,7 +65,7 @@ async fn stop_a_managed_instance_by_voice(backend: Backend) {
     assert!(
         records
             .iter()
-            .all(|r| r.summary.starts_with("Stop instance web-1"))
+            .all(|r| r.summary == "Stop web-1 in prod, Ireland")
     );
     assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
     // No code or key in the audit log.
@@ -207,7 +205,8 @@ async fn a_code_for_another_operation_does_not_approve() {
     let mut reboot = critical(&s.server, ALICE, "RebootInstanceIntent", "web-1");
     let asked = s.server.say(reboot.clone()).await;
     assert!(
-        speech(&asked).starts_with("You already have an approval waiting: Stop instance web-1"),
+        speech(&asked)
+            .starts_with("You already have an approval waiting: Stop web-1 in prod, Ireland"),
         "{asked}"
     );
     assert_eq!(
@@ -217,7 +216,10 @@ async fn a_code_for_another_operation_does_not_approve() {
     reboot["request"]["intent"]["confirmationStatus"] = json!("CONFIRMED");
     reboot["request"]["requestId"] = json!(fresh_request_id());
     let held = s.server.say(reboot).await;
-    assert!(speech(&held).starts_with("Reboot instance web-1"), "{held}");
+    assert!(
+        speech(&held).starts_with("I'll reboot web-1 in prod"),
+        "{held}"
+    );
     let id = challenge_id(&held);
     let reboot_code = code_for(&s, &id).await;
     assert_ne!(stop_code, reboot_code);
@@ -260,7 +262,8 @@ async fn keeping_the_waiting_operation_changes_nothing() {
     start["request"]["intent"]["confirmationStatus"] = json!("DENIED");
     let kept = s.server.say(start).await;
     assert!(
-        speech(&kept).starts_with("Okay, I kept the approval that's waiting: Stop instance web-1"),
+        speech(&kept)
+            .starts_with("Okay, I kept the approval that's waiting: Stop web-1 in prod, Ireland"),
         "{kept}"
     );
     assert_eq!(challenge_id(&kept), challenge_id(&first));
@@ -347,7 +350,7 @@ async fn cancel_ends_the_challenge_for_good() {
     cancel["session"]["attributes"] = json!({"challengeId": id});
     let response = s.server.say(cancel).await;
     assert!(
-        speech(&response).starts_with("Okay, I cancelled it: Stop instance web-1"),
+        speech(&response).starts_with("Okay, I cancelled it: Stop web-1 in prod, Ireland"),
         "{response}"
     );
     assert!(speech(&response).ends_with("Nothing was changed."));
@@ -664,7 +667,10 @@ async fn challenges_expire_and_are_audited_even_if_nobody_asks() {
         .server
         .say(critical(&s.server, ALICE, "StopInstanceIntent", "web-1"))
         .await;
-    assert!(speech(&again).starts_with("Stop instance web-1"), "{again}");
+    assert!(
+        speech(&again).starts_with("I'll stop web-1 in prod, Ireland"),
+        "{again}"
+    );
 }
 
 #[tokio::test]
@@ -746,7 +752,7 @@ async fn cancel_in_a_new_session_ends_the_waiting_operation() {
         .say(intent_from(ALICE, "AMAZON.StopIntent", &[], s.server.now()))
         .await;
     assert!(
-        speech(&response).starts_with("Okay, I cancelled it: Stop instance web-1"),
+        speech(&response).starts_with("Okay, I cancelled it: Stop web-1 in prod, Ireland"),
         "{response}"
     );
     let code = code_for(&s, &id).await;
@@ -1206,7 +1212,10 @@ async fn the_sweeper_closes_an_unreadable_challenge_and_expires_the_others(backe
     assert_eq!(kinds, ["expired", "unreadable"]);
     // Alice is not stuck: her next operation is held as usual.
     let (held, _) = s.hold("StopInstanceIntent", "web-1").await;
-    assert!(speech(&held).starts_with("Stop instance web-1"), "{held}");
+    assert!(
+        speech(&held).starts_with("I'll stop web-1 in prod, Ireland"),
+        "{held}"
+    );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
 }
 

@@ -163,7 +163,7 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     .await;
     assert_eq!(
         common::speech(&response),
-        "In eu-west-1, 2 instances are running: web-1 and web-2."
+        "In Ireland, 2 instances are running: web-1 and web-2."
     );
 
     // The gate: pair the app, hold a stop, read the code from the app, say it.

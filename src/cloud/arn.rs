@@ -124,6 +124,58 @@ impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The region people call `spoken` ("Ireland", "north virginia"), if voxgate knows it.
+    pub fn from_spoken_name(spoken: &str) -> Option<Self> {
+        let wanted = simple(spoken);
+        REGION_NAMES
+            .iter()
+            .find(|(_, name)| simple(name) == wanted)
+            .map(|(code, _)| Self((*code).to_owned()))
+    }
+
+    /// The name people say for the region `code` ("Ireland" for `eu-west-1`), if voxgate
+    /// knows one.
+    pub fn spoken_name(code: &str) -> Option<&'static str> {
+        REGION_NAMES
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, name)| *name)
+    }
+
+    /// The region as it is said: its name, else its code.
+    pub fn words(code: &str) -> String {
+        Self::spoken_name(code).unwrap_or(code).to_owned()
+    }
+}
+
+/// Regions and the names people say for them (the interaction model's `AWS_REGION` type
+/// lists the same ones, with more synonyms).
+pub const REGION_NAMES: &[(&str, &str)] = &[
+    ("us-east-1", "North Virginia"),
+    ("us-east-2", "Ohio"),
+    ("us-west-1", "North California"),
+    ("us-west-2", "Oregon"),
+    ("ca-central-1", "Canada"),
+    ("eu-west-1", "Ireland"),
+    ("eu-west-2", "London"),
+    ("eu-west-3", "Paris"),
+    ("eu-central-1", "Frankfurt"),
+    ("eu-north-1", "Stockholm"),
+    ("eu-south-1", "Milan"),
+    ("ap-south-1", "Mumbai"),
+    ("ap-northeast-1", "Tokyo"),
+    ("ap-northeast-2", "Seoul"),
+    ("ap-southeast-1", "Singapore"),
+    ("ap-southeast-2", "Sydney"),
+    ("sa-east-1", "Sao Paulo"),
+];
+
+fn simple(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 impl fmt::Display for Region {

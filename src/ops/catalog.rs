@@ -2,13 +2,17 @@
 //!
 //! Each family module (`instances`, `cleanup`, `vpn`, …) declares its operations in a
 //! `DECLARATIONS` table (the intent that asks for it, its slots, read or critical, every IAM
-//! action it calls), and its critical operations are one variant of [`Operation`], the type
-//! the gate holds and the store keeps. The gate and the skill only ever see [`Operation`];
-//! adding an operation touches its family module, this enum, the interaction model and the
-//! speech catalog.
+//! action it calls) and implements [`Family`]: given an [`Ask`] (the spoken slots, the
+//! speaker's accounts, sessions) it answers with findings to say, a question, or the
+//! critical operation to hold. Its critical operations are variants of [`Operation`], the
+//! type the gate holds and the store keeps. The skill dispatches every intent that is not a
+//! built-in through [`find`]; adding an operation touches its family module, this file's
+//! registries ([`families`], [`Operation`]), the interaction model and the speech catalog,
+//! never the gate or the router.
 
 use serde_json::Value;
 
+use super::ask::{Answer, Ask};
 use super::{ManagedTag, OpsError, SessionPolicy, cleanup, instances};
 use crate::cloud::broker::AwsSession;
 
@@ -21,6 +25,21 @@ pub enum Criticality {
     Critical,
 }
 
+/// A slot an operation's intent has in the interaction model: name and slot type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotSpec {
+    /// Slot name as in the model.
+    pub name: &'static str,
+    /// Slot type, e.g. `AMAZON.NUMBER`.
+    pub slot_type: &'static str,
+}
+
+/// The region slot most operations have ("stop reports in Ohio").
+pub const REGION: SlotSpec = SlotSpec {
+    name: super::ask::REGION_SLOT,
+    slot_type: "AWS_REGION",
+};
+
 /// One operation as declared by its family.
 #[derive(Debug)]
 pub struct Declaration {
@@ -28,8 +47,8 @@ pub struct Declaration {
     pub name: &'static str,
     /// The intent of the interaction model that asks for it.
     pub intent: &'static str,
-    /// The slots of that intent it reads.
-    pub slots: &'static [&'static str],
+    /// The slots of that intent it reads; the model must declare exactly these.
+    pub slots: &'static [SlotSpec],
     /// Read or critical.
     pub criticality: Criticality,
     /// Every IAM action its reads, guard and execution call; the customer role must grant
@@ -37,20 +56,38 @@ pub struct Declaration {
     pub iam_actions: &'static [&'static str],
 }
 
-/// Every declared operation, family by family.
-pub fn declarations() -> impl Iterator<Item = &'static Declaration> {
-    [
-        instances::DECLARATIONS,
-        cleanup::DECLARATIONS,
-        super::vpn::DECLARATIONS,
-    ]
-    .into_iter()
-    .flatten()
+/// An operation family: declares its operations and answers the intents that ask for
+/// them. The skill dispatches through [`find`]; a new family is one more entry in
+/// [`families`].
+#[async_trait::async_trait]
+pub trait Family: Sync {
+    /// Its operations.
+    fn declarations(&self) -> &'static [Declaration];
+
+    /// Answers a request for `declaration`: a read's findings, a question, or the
+    /// critical operation to hold.
+    async fn answer(&self, declaration: &'static Declaration, ask: &Ask<'_>) -> Answer;
 }
 
-/// The operation the intent `name` asks for.
-pub fn find(intent: &str) -> Option<&'static Declaration> {
-    declarations().find(|d| d.intent == intent)
+/// Every family.
+pub fn families() -> [&'static dyn Family; 3] {
+    [&instances::Instances, &cleanup::Cleanup, &super::vpn::Vpn]
+}
+
+/// Every declared operation, family by family.
+pub fn declarations() -> impl Iterator<Item = &'static Declaration> {
+    families().into_iter().flat_map(|f| f.declarations().iter())
+}
+
+/// The family and operation the intent `name` asks for.
+pub fn find(intent: &str) -> Option<(&'static dyn Family, &'static Declaration)> {
+    families().into_iter().find_map(|family| {
+        family
+            .declarations()
+            .iter()
+            .find(|d| d.intent == intent)
+            .map(|d| (family, d))
+    })
 }
 
 /// A critical operation with every parameter that defines it: what the gate holds, the
@@ -278,11 +315,11 @@ mod tests {
             assert!(!declaration.iam_actions.is_empty(), "{}", declaration.name);
         }
         assert_eq!(
-            find("StopInstanceIntent").map(|d| d.criticality),
+            find("StopInstanceIntent").map(|(_, d)| d.criticality),
             Some(Criticality::Critical)
         );
         assert_eq!(
-            find("ListInstancesIntent").map(|d| d.criticality),
+            find("ListInstancesIntent").map(|(_, d)| d.criticality),
             Some(Criticality::Read)
         );
     }

@@ -13,10 +13,14 @@
 use aws_sdk_ec2::types::Filter;
 use time::OffsetDateTime;
 
-#[cfg(test)]
-use super::catalog::Operation;
-use super::catalog::{Criticality, Declaration, Done, Guard, Report, sha256_hex};
+use super::ask::{Answer, Ask, card_section};
+use super::catalog::{
+    Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, sha256_hex,
+};
+use super::reply::Reply;
+use super::words::monthly;
 use super::{ManagedTag, OpsError, SessionPolicy};
+use crate::cloud::arn::Region;
 use crate::cloud::broker::AwsSession;
 
 /// The kind cleanups are stored under.
@@ -35,14 +39,14 @@ pub const DECLARATIONS: &[Declaration] = &[
     Declaration {
         name: "cleanup.report",
         intent: "CleanupReportIntent",
-        slots: &["region"],
+        slots: &[REGION],
         criticality: Criticality::Read,
         iam_actions: REPORT_ACTIONS,
     },
     Declaration {
         name: "cleanup.delete",
         intent: "CleanupIntent",
-        slots: &["region"],
+        slots: &[REGION],
         criticality: Criticality::Critical,
         iam_actions: &[
             "ec2:DescribeVolumes",
@@ -185,6 +189,103 @@ fn name_of(tags: &[(String, String)]) -> Option<String> {
     tags.iter()
         .find(|(k, _)| k == "Name")
         .map(|(_, v)| v.clone())
+}
+
+/// The cleanup family.
+#[derive(Debug)]
+pub struct Cleanup;
+
+#[async_trait::async_trait]
+impl Family for Cleanup {
+    fn declarations(&self) -> &'static [Declaration] {
+        DECLARATIONS
+    }
+
+    async fn answer(&self, declaration: &'static Declaration, ask: &Ask<'_>) -> Answer {
+        let delete = declaration.name == "cleanup.delete";
+        answer(ask, delete).await.unwrap_or_else(|answer| answer)
+    }
+}
+
+/// "what can I clean up" (`delete` false), and "clean up unused resources" (`delete`
+/// true: holds the deletion of exactly the managed unused resources found, in the first
+/// account that has any; the next account's are held once that one is done).
+async fn answer(ask: &Ask<'_>, delete: bool) -> Result<Answer, Answer> {
+    let region = ask.region()?;
+    let (age, now, managed) = (ask.settings.snapshot_age, ask.now, ask.managed);
+    let reached = ask
+        .each_account(
+            &report_policy(),
+            region.as_ref(),
+            |session, region| async move {
+                report(&session.ec2(Some(&region)), &region, managed, age, now).await
+            },
+        )
+        .await;
+    let mut card: Vec<String> = reached
+        .iter()
+        .flat_map(|r| {
+            card_section(r, |report| {
+                if report.unused.is_empty() {
+                    return vec!["nothing unused".to_owned()];
+                }
+                report
+                    .unused
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{} {}{}, {} a month{}",
+                            u.id,
+                            u.label.as_deref().unwrap_or(""),
+                            if u.size_gib > 0 {
+                                format!(" {} GiB", u.size_gib)
+                            } else {
+                                String::new()
+                            },
+                            dollars(u.monthly_cents),
+                            if u.managed { "" } else { ", not managed" }
+                        )
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    card.push("Costs are estimates from list prices.".into());
+    if !delete {
+        let scoped = ask.scoped(reached, |_, report| report.unused.clone())?;
+        return Ok(Answer::Say {
+            reply: Reply::CleanupReport(scoped),
+            card: Some(card.join("\n")),
+        });
+    }
+    let mut unmanaged = 0;
+    let mut first_trouble = None;
+    for r in reached {
+        match r.result {
+            Ok(report) if !report.managed().is_empty() => {
+                let resources = report.next_cleanup(&r.region, managed);
+                return Ok(Answer::Hold(Box::new(Operation::Cleanup(
+                    CleanupOperation {
+                        account_id: r.account.id.as_str().to_owned(),
+                        account_name: r.account.name.clone(),
+                        resources,
+                        region: r.region,
+                        snapshot_age_days: age.whole_days(),
+                    },
+                ))));
+            }
+            Ok(report) => unmanaged += report.unused.len(),
+            Err(trouble) => {
+                first_trouble.get_or_insert((r.account, trouble));
+            }
+        }
+    }
+    // Nothing to hold; an account that could not be looked at says so rather than
+    // passing for clean.
+    Ok(match first_trouble {
+        Some((account, trouble)) => Answer::Trouble(Box::new(account), trouble),
+        None => Answer::say(Reply::NothingToClean { unmanaged }),
+    })
 }
 
 /// Every unused resource in `region`: snapshots count when older than `snapshot_age`.
@@ -384,16 +485,16 @@ pub fn dollars(cents: u64) -> String {
 }
 
 impl CleanupOperation {
-    /// e.g. "Delete 2 unattached volumes and 1 unused Elastic IP in account prod,
-    /// eu-west-1, saving about $11.82 a month".
+    /// e.g. "Delete 2 unattached volumes and 1 unused Elastic IP in prod, Ireland, saving
+    /// about 12 dollars a month".
     pub fn summary(&self) -> String {
         let cents: u64 = self.resources.iter().map(|u| u.monthly_cents).sum();
         format!(
-            "Delete {} in account {}, {}, saving about {} a month",
+            "Delete {} in {}, {}, saving {}",
             counted(&self.resources),
             self.account_name,
-            self.region,
-            dollars(cents)
+            Region::words(&self.region),
+            monthly(cents)
         )
     }
 
@@ -666,8 +767,8 @@ mod tests {
     fn summary_counts_kinds_and_the_saving() {
         assert_eq!(
             sample().summary(),
-            "Delete 2 unattached volumes and 1 unused Elastic IP in account prod, eu-west-1, \
-             saving about $5.78 a month"
+            "Delete 2 unattached volumes and 1 unused Elastic IP in prod, Ireland, saving about \
+             6 dollars a month"
         );
     }
 

@@ -2,50 +2,64 @@
 //! answer at once; their session policy names only the Describe actions they call.
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
+use serde_json::{Value, json};
 
-#[cfg(test)]
-use super::catalog::Operation;
-use super::catalog::{Criticality, Declaration, Done, Guard, Report, sha256_hex};
+use super::ask::{Answer, Ask, Reached, card_section};
+use super::catalog::{
+    Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, SlotSpec, sha256_hex,
+};
+use super::names::{self, Match};
+use super::reply::Reply;
 use super::{ManagedTag, OpsError, SessionPolicy};
+use crate::cloud::arn::Region;
 use crate::cloud::broker::AwsSession;
+use crate::store::LinkedAccount;
 
 /// The kind instance operations are stored under.
 pub const KIND: &str = "ec2-instance";
+
+/// The slot naming an instance ("the web server").
+pub const INSTANCE_SLOT: &str = "instance";
+
+const INSTANCE: SlotSpec = SlotSpec {
+    name: INSTANCE_SLOT,
+    slot_type: "INSTANCE_NAME",
+};
 
 /// The instance family's operations.
 pub const DECLARATIONS: &[Declaration] = &[
     Declaration {
         name: "instances.list",
         intent: "ListInstancesIntent",
-        slots: &["region"],
+        slots: &[REGION],
         criticality: Criticality::Read,
         iam_actions: &["ec2:DescribeInstances"],
     },
     Declaration {
         name: "instances.status",
         intent: "InstanceStatusIntent",
-        slots: &["instance", "region"],
+        slots: &[INSTANCE, REGION],
         criticality: Criticality::Read,
         iam_actions: &["ec2:DescribeInstances"],
     },
     Declaration {
         name: "instances.start",
         intent: "StartInstanceIntent",
-        slots: &["instance", "region"],
+        slots: &[INSTANCE, REGION],
         criticality: Criticality::Critical,
         iam_actions: &["ec2:DescribeInstances", "ec2:StartInstances"],
     },
     Declaration {
         name: "instances.stop",
         intent: "StopInstanceIntent",
-        slots: &["instance", "region"],
+        slots: &[INSTANCE, REGION],
         criticality: Criticality::Critical,
         iam_actions: &["ec2:DescribeInstances", "ec2:StopInstances"],
     },
     Declaration {
         name: "instances.reboot",
         intent: "RebootInstanceIntent",
-        slots: &["instance", "region"],
+        slots: &[INSTANCE, REGION],
         criticality: Criticality::Critical,
         iam_actions: &["ec2:DescribeInstances", "ec2:RebootInstances"],
     },
@@ -252,21 +266,15 @@ pub struct InstanceOperation {
 }
 
 impl InstanceOperation {
-    /// What the person hears and the app shows, e.g. "Stop instance web-1 (i-0abc12…) in
-    /// account prod, eu-west-1". The full instance id is in the digest.
+    /// What the person hears and the app shows, e.g. "Stop web-1 in prod, Ireland". The
+    /// instance id is in the details and the digest, never in speech.
     pub fn summary(&self) -> String {
-        let short_id: String = self.instance_id.chars().take(8).collect();
-        let ellipsis = if self.instance_id.chars().count() > 8 {
-            "…"
-        } else {
-            ""
-        };
         format!(
-            "{} instance {} ({short_id}{ellipsis}) in account {}, {}",
+            "{} {} in {}, {}",
             self.action.verb(),
             self.instance_name,
             self.account_name,
-            self.region
+            Region::words(&self.region)
         )
     }
 
@@ -350,6 +358,349 @@ impl InstanceOperation {
     }
 }
 
+/// The instances of one account and region, by state, as they are said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCounts {
+    /// Names of running instances.
+    pub running: Vec<String>,
+    /// Names of stopped instances.
+    pub stopped: Vec<String>,
+    /// How many are starting, stopping or shutting down.
+    pub changing: usize,
+}
+
+impl InstanceCounts {
+    fn of(instances: &[InstanceInfo]) -> Self {
+        let named = |state| {
+            instances
+                .iter()
+                .filter(|i| i.state == state)
+                .map(|i| i.label().to_owned())
+                .collect::<Vec<_>>()
+        };
+        Self {
+            running: named(InstanceState::Running),
+            stopped: named(InstanceState::Stopped),
+            changing: instances
+                .iter()
+                .filter(|i| !matches!(i.state, InstanceState::Running | InstanceState::Stopped))
+                .count(),
+        }
+    }
+}
+
+/// The instance family.
+#[derive(Debug)]
+pub struct Instances;
+
+#[async_trait::async_trait]
+impl Family for Instances {
+    fn declarations(&self) -> &'static [Declaration] {
+        DECLARATIONS
+    }
+
+    async fn answer(&self, declaration: &'static Declaration, ask: &Ask<'_>) -> Answer {
+        let result = match declaration.name {
+            "instances.list" => list(ask).await,
+            "instances.status" => status(ask).await,
+            "instances.start" => change(ask, Action::Start).await,
+            "instances.stop" => change(ask, Action::Stop).await,
+            "instances.reboot" => change(ask, Action::Reboot).await,
+            _ => Ok(Answer::say(Reply::NothingToSay)),
+        };
+        result.unwrap_or_else(|answer| answer)
+    }
+}
+
+/// Every live instance in each account.
+async fn everywhere(ask: &Ask<'_>, region: Option<&Region>) -> Vec<Reached<Vec<InstanceInfo>>> {
+    ask.each_account(
+        &list_instances_policy(),
+        region,
+        |session, region| async move { list_instances(&session.ec2(Some(&region))).await },
+    )
+    .await
+}
+
+/// "what's running": counts and names per account and region; the card lists them all.
+async fn list(ask: &Ask<'_>) -> Result<Answer, Answer> {
+    let region = ask.region()?;
+    let reached = everywhere(ask, region.as_ref()).await;
+    let card = reached
+        .iter()
+        .flat_map(|r| {
+            card_section(r, |instances| {
+                if instances.is_empty() {
+                    return vec!["no instances".to_owned()];
+                }
+                instances
+                    .iter()
+                    .map(|i| {
+                        format!(
+                            "{} ({}) {}, {}",
+                            i.label(),
+                            i.id,
+                            i.state.as_str(),
+                            i.instance_type
+                        )
+                    })
+                    .collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let scoped = ask.scoped(reached, |_, instances| InstanceCounts::of(instances))?;
+    Ok(Answer::Say {
+        reply: Reply::Instances(scoped),
+        card: Some(card),
+    })
+}
+
+/// "is the web server up".
+async fn status(ask: &Ask<'_>) -> Result<Answer, Answer> {
+    let found = named(ask).await?;
+    let card = format!(
+        "{} ({}): {}, {}, {}, account {}",
+        found.instance.label(),
+        found.instance.id,
+        found.instance.state.as_str(),
+        found.instance.instance_type,
+        found.region,
+        found.account.name
+    );
+    Ok(Answer::Say {
+        reply: Reply::InstanceState {
+            name: found.instance.label().to_owned(),
+            state: found.instance.state,
+        },
+        card: Some(card),
+    })
+}
+
+/// "stop the web server": find it; not held when it would change nothing or lacks the
+/// managed tag.
+async fn change(ask: &Ask<'_>, action: Action) -> Result<Answer, Answer> {
+    let found = named(ask).await?;
+    let op = InstanceOperation {
+        action,
+        account_id: found.account.id.as_str().to_owned(),
+        account_name: found.account.name.clone(),
+        region: found.region,
+        instance_id: found.instance.id.clone(),
+        instance_name: found.instance.label().to_owned(),
+    };
+    if action.would_do_nothing(found.instance.state) {
+        return Ok(Answer::say(Reply::AlreadyInState {
+            name: op.instance_name,
+            state: found.instance.state,
+        }));
+    }
+    if !ask.managed.marks(&found.instance.tags) {
+        return Ok(Answer::Refused {
+            reply: Reply::NotManaged {
+                name: op.instance_name.clone(),
+                tag: ask.managed.to_string(),
+            },
+            reason: format!("lacks {}", ask.managed),
+            operation: Box::new(Operation::Instance(op)),
+        });
+    }
+    Ok(Answer::Hold(Box::new(Operation::Instance(op))))
+}
+
+/// An instance the person named, where it is.
+#[derive(Debug, Clone)]
+struct Found {
+    account: LinkedAccount,
+    region: String,
+    instance: InstanceInfo,
+}
+
+/// The context kept while voxgate asks "which one?": the candidates' accounts and ids.
+const CANDIDATES: &str = "instanceCandidates";
+
+/// The instance the person named across the tenant's accounts; or the answer instead:
+/// which one (asked once, then voxgate stops asking), or that there is none.
+async fn named(ask: &Ask<'_>) -> Result<Found, Answer> {
+    let region = ask.region()?;
+    let Some(spoken) = ask.value(INSTANCE_SLOT).map(str::to_owned) else {
+        return Err(Answer::Elicit {
+            reply: Reply::WhichInstance,
+            slot: INSTANCE_SLOT,
+            context: None,
+        });
+    };
+    let reached = everywhere(ask, region.as_ref()).await;
+    let some_failed = reached.iter().any(|r| r.result.is_err());
+    if reached.iter().all(|r| r.result.is_err()) {
+        let first = reached.into_iter().next();
+        return Err(match first {
+            Some(Reached {
+                account,
+                result: Err(trouble),
+                ..
+            }) => Answer::Trouble(Box::new(account), trouble),
+            _ => Answer::say(Reply::NothingToSay),
+        });
+    }
+    let several = ask.several_accounts();
+    let everything: Vec<Found> = reached
+        .into_iter()
+        .filter_map(|r| {
+            let (account, region) = (r.account, r.region);
+            r.result.ok().map(|instances| {
+                instances
+                    .into_iter()
+                    .map(|instance| Found {
+                        account: account.clone(),
+                        region: region.clone(),
+                        instance,
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .flatten()
+        .collect();
+    let label = |f: &Found| {
+        if several {
+            format!("{} in {}", f.instance.label(), f.account.name)
+        } else {
+            f.instance.label().to_owned()
+        }
+    };
+    if let Some(asked) = candidates(ask.context.as_ref()) {
+        // The answer to "which one?": pick among those offered, or stop asking.
+        let offered: Vec<Found> = asked
+            .iter()
+            .filter_map(|(account, id)| {
+                everything
+                    .iter()
+                    .find(|f| f.account.id.as_str() == account && f.instance.id == *id)
+                    .cloned()
+            })
+            .collect();
+        if let Some(found) = pick(&spoken, &offered) {
+            return Ok(found);
+        }
+        return Err(Answer::say(Reply::StillAmbiguous {
+            candidates: offered.iter().map(label).collect(),
+        }));
+    }
+    match names::find(&spoken, &everything, |f| f.instance.label()) {
+        Match::One(found) => Ok(found),
+        Match::Many(found) => Err(Answer::Elicit {
+            reply: Reply::InstanceAmbiguous {
+                spoken,
+                candidates: found.iter().map(label).collect(),
+            },
+            slot: INSTANCE_SLOT,
+            context: Some(json!({
+                CANDIDATES: found
+                    .iter()
+                    .map(|f| json!([f.account.id.as_str(), f.instance.id]))
+                    .collect::<Vec<_>>()
+            })),
+        }),
+        Match::None if some_failed => {
+            Err(Answer::say(Reply::InstanceNotFoundEverywhere { spoken }))
+        }
+        Match::None => Err(Answer::say(Reply::InstanceNotFound {
+            spoken,
+            known: everything.iter().map(label).collect(),
+        })),
+    }
+}
+
+/// The (account id, instance id) pairs offered at the last "which one?".
+fn candidates(context: Option<&Value>) -> Option<Vec<(String, String)>> {
+    let list = context?.get(CANDIDATES)?.as_array()?;
+    let pairs: Vec<(String, String)> = list
+        .iter()
+        .filter_map(|pair| {
+            Some((
+                pair.get(0)?.as_str()?.to_owned(),
+                pair.get(1)?.as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// Ordinals as people say them after a list ("the first one", "number two", "the last").
+const ORDINALS: &[(&str, usize)] = &[
+    ("first", 1),
+    ("1st", 1),
+    ("second", 2),
+    ("2nd", 2),
+    ("third", 3),
+    ("3rd", 3),
+    ("fourth", 4),
+    ("4th", 4),
+    ("fifth", 5),
+    ("5th", 5),
+];
+
+/// Which of `offered` the person means: "the first one", "the one in staging",
+/// "staging", "web-1 in prod", or a name only one of them has.
+fn pick(spoken: &str, offered: &[Found]) -> Option<Found> {
+    let lower = spoken.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.contains(&"last") {
+        return offered.last().cloned();
+    }
+    let ordinal = words
+        .iter()
+        .find_map(|w| ORDINALS.iter().find(|(word, _)| word == w).map(|(_, n)| *n));
+    let number = match words.as_slice() {
+        ["number", n] | ["the", "number", n] | ["option", n] => {
+            names::normalise(n).parse::<usize>().ok()
+        }
+        _ => None,
+    };
+    if let Some(n) = ordinal.or(number) {
+        return n.checked_sub(1).and_then(|i| offered.get(i)).cloned();
+    }
+    // "the one in staging", "in staging", "staging", "the staging one".
+    let rest: String = words
+        .iter()
+        .filter(|w| {
+            ![
+                "the", "one", "in", "from", "account", "that", "s", "it", "is",
+            ]
+            .contains(w)
+        })
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let only = |keep: &dyn Fn(&Found) -> bool| {
+        let kept: Vec<&Found> = offered.iter().filter(|f| keep(f)).collect();
+        match kept.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    };
+    let wanted = names::normalise(&rest);
+    if wanted.is_empty() {
+        return None;
+    }
+    only(&|f| names::normalise(&f.account.name) == wanted)
+        .or_else(|| {
+            only(&|f| {
+                Region::spoken_name(&f.region).is_some_and(|n| names::normalise(n) == wanted)
+                    || names::normalise(&f.region) == wanted
+            })
+        })
+        .or_else(|| {
+            only(&|f| {
+                names::normalise(&format!("{} {}", f.instance.label(), f.account.name)) == wanted
+            })
+        })
+        .or_else(|| only(&|f| names::normalise(f.instance.label()) == wanted))
+}
+
 /// One instance by id, if it exists (and is not terminated).
 pub async fn describe_instance(
     client: &aws_sdk_ec2::Client,
@@ -427,10 +778,7 @@ mod tests {
 
     #[test]
     fn summary_names_action_instance_account_and_region() {
-        assert_eq!(
-            op().summary(),
-            "Stop instance web-1 (i-0abc12…) in account prod, eu-west-1"
-        );
+        assert_eq!(op().summary(), "Stop web-1 in prod, Ireland");
     }
 
     #[test]

@@ -4,10 +4,14 @@
 //! of HTTP or Alexa; the broker hands it sessions, the skill turns its results and errors
 //! into sentences.
 
+pub mod ask;
 pub mod catalog;
 pub mod cleanup;
 pub mod instances;
+pub mod names;
+pub mod reply;
 pub mod vpn;
+pub mod words;
 
 pub use crate::cloud::policy::SessionPolicy;
 pub use catalog::Operation;

@@ -1,13 +1,15 @@
 //! VPN (read): each site-to-site VPN connection and the state of its tunnels.
 
-use super::catalog::{Criticality, Declaration};
+use super::ask::{Answer, Ask, card_section};
+use super::catalog::{Criticality, Declaration, Family, REGION};
+use super::reply::Reply;
 use super::{OpsError, SessionPolicy};
 
 /// The VPN family's operations.
 pub const DECLARATIONS: &[Declaration] = &[Declaration {
     name: "vpn.status",
     intent: "VpnStatusIntent",
-    slots: &["region"],
+    slots: &[REGION],
     criticality: Criticality::Read,
     iam_actions: &["ec2:DescribeVpnConnections"],
 }];
@@ -75,4 +77,59 @@ pub async fn connections(client: &aws_sdk_ec2::Client) -> Result<Vec<VpnConnecti
         .collect();
     found.sort_by(|a, b| a.label().cmp(b.label()));
     Ok(found)
+}
+
+/// The VPN family.
+#[derive(Debug)]
+pub struct Vpn;
+
+#[async_trait::async_trait]
+impl Family for Vpn {
+    fn declarations(&self) -> &'static [Declaration] {
+        DECLARATIONS
+    }
+
+    /// "is my VPN up": every site-to-site connection and its tunnels, per account.
+    async fn answer(&self, _: &'static Declaration, ask: &Ask<'_>) -> Answer {
+        let region = match ask.region() {
+            Ok(region) => region,
+            Err(answer) => return answer,
+        };
+        let reached = ask
+            .each_account(&policy(), region.as_ref(), |session, region| async move {
+                connections(&session.ec2(Some(&region))).await
+            })
+            .await;
+        let card = reached
+            .iter()
+            .flat_map(|r| {
+                card_section(r, |connections| {
+                    if connections.is_empty() {
+                        return vec!["no VPN connections".to_owned()];
+                    }
+                    connections
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} ({}) {}, tunnels up {}/{}",
+                                c.label(),
+                                c.id,
+                                c.state,
+                                c.tunnels_up,
+                                c.tunnels
+                            )
+                        })
+                        .collect()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        match ask.scoped(reached, |_, connections| connections.clone()) {
+            Ok(scoped) => Answer::Say {
+                reply: Reply::Vpn(scoped),
+                card: Some(card),
+            },
+            Err(answer) => answer,
+        }
+    }
 }

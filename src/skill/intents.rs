@@ -1,8 +1,11 @@
-//! The intents voxgate understands. This list and `interaction-model/*.json` must agree in
-//! both directions (a test checks it): an intent in the model without a handler would
+//! The intents voxgate understands: the built-ins answered by the skill itself, and every
+//! intent of the operation catalog. Together they and `interaction-model/*.json` must agree
+//! in both directions (a test checks it): an intent in the model without a handler would
 //! leave a person talking to nothing, a handler without an intent is dead code.
 
-/// Every intent of the interaction model, each with a handler in [`super::router`].
+pub use crate::ops::catalog::SlotSpec;
+
+/// The intents the skill answers itself (the rest are the catalog's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IntentName {
     /// "help", "what can you do".
@@ -17,42 +20,13 @@ pub enum IntentName {
     NavigateHome,
     /// The person speaks the one-time code from the companion app.
     VerifyCode,
-    /// "what's running", "list my servers in Ireland".
-    ListInstances,
-    /// "is the web server up".
-    InstanceStatus,
-    /// "start the web server" (critical).
-    StartInstance,
-    /// "stop the web server" (critical).
-    StopInstance,
-    /// "restart build two" (critical).
-    RebootInstance,
-    /// "what can I clean up".
-    CleanupReport,
-    /// "clean up unused resources" (critical).
-    Cleanup,
-    /// "is my VPN up".
-    VpnStatus,
-}
-
-/// A slot an intent expects in the interaction model: name and slot type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SlotSpec {
-    /// Slot name as in the model.
-    pub name: &'static str,
-    /// Slot type, e.g. `AMAZON.NUMBER`.
-    pub slot_type: &'static str,
 }
 
 /// The slot of [`IntentName::VerifyCode`] that carries the spoken code.
 pub const CODE_SLOT: &str = "code";
-/// The slot naming a region.
-pub const REGION_SLOT: &str = "region";
-/// The slot naming an instance.
-pub const INSTANCE_SLOT: &str = "instance";
 
 impl IntentName {
-    /// Every intent, in model order.
+    /// Every built-in intent, in model order.
     pub const ALL: &'static [IntentName] = &[
         Self::Help,
         Self::Stop,
@@ -60,28 +34,7 @@ impl IntentName {
         Self::Fallback,
         Self::NavigateHome,
         Self::VerifyCode,
-        Self::ListInstances,
-        Self::InstanceStatus,
-        Self::StartInstance,
-        Self::StopInstance,
-        Self::RebootInstance,
-        Self::CleanupReport,
-        Self::Cleanup,
-        Self::VpnStatus,
     ];
-
-    /// Whether it is answered by the skill itself rather than an operation of the catalog.
-    pub fn is_built_in(self) -> bool {
-        matches!(
-            self,
-            Self::Help
-                | Self::Stop
-                | Self::Cancel
-                | Self::Fallback
-                | Self::NavigateHome
-                | Self::VerifyCode
-        )
-    }
 
     /// The name as it appears in the interaction model and in requests.
     pub fn as_str(self) -> &'static str {
@@ -92,18 +45,10 @@ impl IntentName {
             Self::Fallback => "AMAZON.FallbackIntent",
             Self::NavigateHome => "AMAZON.NavigateHomeIntent",
             Self::VerifyCode => "VerifyCodeIntent",
-            Self::ListInstances => "ListInstancesIntent",
-            Self::InstanceStatus => "InstanceStatusIntent",
-            Self::StartInstance => "StartInstanceIntent",
-            Self::StopInstance => "StopInstanceIntent",
-            Self::RebootInstance => "RebootInstanceIntent",
-            Self::CleanupReport => "CleanupReportIntent",
-            Self::Cleanup => "CleanupIntent",
-            Self::VpnStatus => "VpnStatusIntent",
         }
     }
 
-    /// The intent with this name, if voxgate knows it.
+    /// The built-in intent with this name, if it is one.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|i| i.as_str() == name)
     }
@@ -115,28 +60,19 @@ impl IntentName {
                 name: CODE_SLOT,
                 slot_type: "AMAZON.NUMBER",
             }],
-            Self::ListInstances | Self::CleanupReport | Self::Cleanup | Self::VpnStatus => {
-                &[SlotSpec {
-                    name: REGION_SLOT,
-                    slot_type: "AWS_REGION",
-                }]
-            }
-            Self::InstanceStatus
-            | Self::StartInstance
-            | Self::StopInstance
-            | Self::RebootInstance => &[
-                SlotSpec {
-                    name: INSTANCE_SLOT,
-                    slot_type: "INSTANCE_NAME",
-                },
-                SlotSpec {
-                    name: REGION_SLOT,
-                    slot_type: "AWS_REGION",
-                },
-            ],
             Self::Help | Self::Stop | Self::Cancel | Self::Fallback | Self::NavigateHome => &[],
         }
     }
+}
+
+/// Every intent voxgate answers, with the slots it reads: the built-ins, then the
+/// catalog's.
+pub fn handled() -> Vec<(&'static str, &'static [SlotSpec])> {
+    IntentName::ALL
+        .iter()
+        .map(|i| (i.as_str(), i.slots()))
+        .chain(crate::ops::catalog::declarations().map(|d| (d.intent, d.slots)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -151,30 +87,12 @@ mod tests {
         assert_eq!(IntentName::from_name("AMAZON.PauseIntent"), None);
     }
 
-    /// Both directions: every intent is a built-in or has an operation in the catalog (with
-    /// the same slots), and every operation of the catalog is asked for by an intent.
+    /// No intent is both a built-in and an operation, and no two operations share one.
     #[test]
-    fn every_intent_is_a_built_in_or_an_operation_of_the_catalog() {
-        use crate::ops::catalog;
-        for intent in IntentName::ALL {
-            match catalog::find(intent.as_str()) {
-                Some(declaration) => {
-                    assert!(!intent.is_built_in(), "{intent:?}");
-                    let mut slots: Vec<&str> = intent.slots().iter().map(|s| s.name).collect();
-                    let mut declared = declaration.slots.to_vec();
-                    slots.sort_unstable();
-                    declared.sort_unstable();
-                    assert_eq!(slots, declared, "{}", declaration.name);
-                }
-                None => assert!(intent.is_built_in(), "{intent:?} has no operation"),
-            }
-        }
-        for declaration in catalog::declarations() {
-            assert!(
-                IntentName::from_name(declaration.intent).is_some(),
-                "{} is asked for by no intent",
-                declaration.name
-            );
+    fn every_intent_is_handled_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (intent, _) in handled() {
+            assert!(seen.insert(intent), "{intent} is handled twice");
         }
     }
 }

@@ -8,7 +8,6 @@
 //! [`ResponseEnvelope`]: crate::alexa::ResponseEnvelope
 
 pub mod intents;
-pub mod names;
 pub mod router;
 pub mod speech;
 

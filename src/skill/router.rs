@@ -1,15 +1,16 @@
-//! The intent router: one handler per request type and per intent of the model. The match
-//! over [`IntentName`] is exhaustive, so an intent added to the list without a handler does
-//! not compile.
+//! The intent router: the built-in intents are answered here (help, cancel, the spoken
+//! code); every other intent goes to the operation family that declares it in the catalog
+//! ([`crate::ops::catalog::find`]), and the family's [`Answer`] is put into words here. A
+//! new operation needs no change in this file.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::Map;
+use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
-use super::intents::{CODE_SLOT, INSTANCE_SLOT, IntentName, REGION_SLOT};
-use super::names::{self, Match};
-use super::speech::{CleanupCounts, InstanceCounts, Line, Locale, Scope, VpnStates};
+use super::intents::{CODE_SLOT, IntentName};
+use super::speech::{Line, Locale};
 use crate::alexa::envelope::{
     CanFulfillIntentRequest, ConfirmationStatus, Intent, IntentRequest, RequestKind,
     SessionEndedReason, SessionEndedRequest, SkillEvent,
@@ -17,17 +18,20 @@ use crate::alexa::envelope::{
 use crate::alexa::response::{CanFulfillIntent, Card, Directive, OutputSpeech, ResponseBuilder};
 use crate::alexa::{RequestEnvelope, ResponseEnvelope};
 use crate::audit::{Actor, Outcome};
-use crate::cloud::arn::Region;
 use crate::cloud::broker::{AwsSession, Broker, BrokerError};
 use crate::gate::{Challenge, Closing, Execution, Gate, GateError, State, Verdict};
 use crate::identity::{Identity, Speaker};
-use crate::ops::catalog::{Criticality, Guard, Settled};
-use crate::ops::instances::{self, Action, InstanceInfo, InstanceOperation, InstanceState};
-use crate::ops::{ManagedTag, Operation, OpsError, cleanup, vpn};
+use crate::ops::ask::{Answer, Ask, Sessions, Settings, Spoken, Trouble};
+use crate::ops::catalog::{Criticality, Declaration, Family, Guard, Settled};
+use crate::ops::{ManagedTag, Operation, OpsError, SessionPolicy};
 use crate::store::{LinkedAccount, Store, User};
 
 /// The session attribute that carries the held challenge's id between turns.
 pub const CHALLENGE_ATTRIBUTE: &str = "challengeId";
+
+/// The session attribute that carries what a family asked to remember while it asks a
+/// question (`{"intent": …, "context": …}`); handed back only to the same intent.
+pub const CONTEXT_ATTRIBUTE: &str = "askContext";
 
 /// The skill: turns verified requests into responses.
 #[derive(Debug)]
@@ -37,7 +41,7 @@ pub struct Skill {
     broker: Arc<Broker>,
     gate: Arc<Gate>,
     managed_tag: ManagedTag,
-    snapshot_age: time::Duration,
+    settings: Settings,
 }
 
 /// How old an unused snapshot must be before the cleanup report lists it, by default.
@@ -47,6 +51,23 @@ pub const DEFAULT_SNAPSHOT_AGE_DAYS: i64 = 90;
 struct Speaking {
     user: User,
     accounts: Vec<LinkedAccount>,
+}
+
+/// Sessions for one speaker, from the broker.
+struct SpeakerSessions<'a> {
+    broker: &'a Broker,
+    user: &'a User,
+}
+
+#[async_trait::async_trait]
+impl Sessions for SpeakerSessions<'_> {
+    async fn session(
+        &self,
+        account: &LinkedAccount,
+        policy: &SessionPolicy,
+    ) -> Result<AwsSession, BrokerError> {
+        self.broker.session(account, self.user, policy).await
+    }
 }
 
 impl Skill {
@@ -66,13 +87,15 @@ impl Skill {
             broker,
             gate,
             managed_tag,
-            snapshot_age: time::Duration::days(DEFAULT_SNAPSHOT_AGE_DAYS),
+            settings: Settings {
+                snapshot_age: time::Duration::days(DEFAULT_SNAPSHOT_AGE_DAYS),
+            },
         }
     }
 
     /// Lists unused snapshots in the cleanup report only once they are `days` old.
     pub fn with_snapshot_age_days(mut self, days: i64) -> Self {
-        self.snapshot_age = time::Duration::days(days.max(0));
+        self.settings.snapshot_age = time::Duration::days(days.max(0));
         self
     }
 
@@ -103,10 +126,16 @@ impl Skill {
         envelope: &RequestEnvelope,
         request: &IntentRequest,
     ) -> ResponseBuilder {
-        let Some(intent) = IntentName::from_name(&request.intent.name) else {
+        let name = request.intent.name.as_str();
+        let Some(intent) = IntentName::from_name(name) else {
+            if let Some((family, declaration)) = crate::ops::catalog::find(name) {
+                return self
+                    .operation(turn, envelope, &request.intent, family, declaration)
+                    .await;
+            }
             // The deployed model knows an intent this build does not: answer like the
             // fallback rather than fail.
-            warn!(intent = %request.intent.name, "intent not known to this build");
+            warn!(intent = %name, "intent not known to this build");
             return turn.fallback();
         };
         match intent {
@@ -121,79 +150,106 @@ impl Skill {
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
             IntentName::VerifyCode => self.verify_code(turn, envelope, &request.intent).await,
-            IntentName::ListInstances => self.list_instances(turn, envelope, &request.intent).await,
-            IntentName::InstanceStatus => {
-                self.instance_status(turn, envelope, &request.intent).await
-            }
-            IntentName::StartInstance => {
-                self.critical(turn, envelope, &request.intent, Action::Start)
-                    .await
-            }
-            IntentName::StopInstance => {
-                self.critical(turn, envelope, &request.intent, Action::Stop)
-                    .await
-            }
-            IntentName::RebootInstance => {
-                self.critical(turn, envelope, &request.intent, Action::Reboot)
-                    .await
-            }
-            IntentName::CleanupReport => self.cleanup(turn, envelope, &request.intent, false).await,
-            IntentName::Cleanup => self.cleanup(turn, envelope, &request.intent, true).await,
-            IntentName::VpnStatus => self.vpn(turn, envelope, &request.intent).await,
         }
     }
 
-    /// "stop the web server": find it, check the tag guard, hold it for the code.
-    async fn critical(
+    /// An intent of the catalog: the family answers, this puts its answer into words (and
+    /// holds a critical operation at the gate).
+    async fn operation(
         &self,
         turn: &Turn,
         envelope: &RequestEnvelope,
         intent: &Intent,
-        action: Action,
+        family: &'static dyn Family,
+        declaration: &'static Declaration,
     ) -> ResponseBuilder {
-        let (speaking, account, region, instance) =
-            match self.named_instance(turn, envelope, intent).await {
-                Ok(found) => found,
-                Err(answer) => return answer,
-            };
-        let instance_op = InstanceOperation {
-            action,
-            account_id: account.id.as_str().to_owned(),
-            account_name: account.name.clone(),
-            region,
-            instance_id: instance.id.clone(),
-            instance_name: instance.label().to_owned(),
+        let speaking = match self.speaking(turn, envelope).await {
+            Ok(speaking) => speaking,
+            Err(answer) => return answer,
         };
-        // Nothing to do: not held, nothing to approve.
-        if action.would_do_nothing(instance.state) {
-            return turn
-                .say(Line::AlreadyInState {
-                    name: instance_op.instance_name.clone(),
-                    state: instance.state,
-                })
-                .end_session(true);
+        let sessions = SpeakerSessions {
+            broker: &self.broker,
+            user: &speaking.user,
+        };
+        let attributes = envelope.session_attributes();
+        let context = attributes
+            .get(CONTEXT_ATTRIBUTE)
+            .filter(|saved| saved.get("intent").and_then(Value::as_str) == Some(&intent.name))
+            .and_then(|saved| saved.get("context"))
+            .cloned();
+        let slots: BTreeMap<String, Spoken> = intent
+            .slots
+            .iter()
+            .map(|(name, slot)| {
+                let spoken = Spoken {
+                    value: slot.value.clone(),
+                    id: slot.resolved().and_then(|v| v.id.clone()),
+                };
+                (name.clone(), spoken)
+            })
+            .collect();
+        let ask = Ask {
+            slots,
+            accounts: &speaking.accounts,
+            managed: &self.managed_tag,
+            now: self.gate.now(),
+            settings: &self.settings,
+            context,
+            sessions: &sessions,
+        };
+        match family.answer(declaration, &ask).await {
+            Answer::Say { reply, card } => {
+                let said = turn.say(Line::Reply(reply)).end_session(true);
+                match card {
+                    Some(card) => said.simple_card(Line::CardTitle.text(turn.locale), card),
+                    None => said,
+                }
+            }
+            Answer::Elicit {
+                reply,
+                slot,
+                context,
+            } => {
+                let mut asked = turn
+                    .say(Line::Reply(reply.clone()))
+                    .reprompt(turn.speech(Line::Reply(reply)))
+                    .directive(Directive::ElicitSlot {
+                        slot_to_elicit: slot.to_owned(),
+                        updated_intent: Some(intent.clone()),
+                    });
+                if let Some(context) = context {
+                    asked = asked.attribute(
+                        CONTEXT_ATTRIBUTE,
+                        json!({"intent": intent.name, "context": context}),
+                    );
+                }
+                asked.end_session(false)
+            }
+            Answer::Hold(operation) => {
+                self.hold(turn, envelope, intent, &speaking, *operation)
+                    .await
+            }
+            Answer::Refused {
+                operation,
+                reason,
+                reply,
+            } => {
+                self.gate
+                    .record_unheld(
+                        &speaking.user,
+                        &operation,
+                        Outcome::RefusedByTagGuard,
+                        &reason,
+                        &actor(envelope),
+                    )
+                    .await;
+                turn.say(Line::Reply(reply)).end_session(true)
+            }
+            Answer::Trouble(account, Trouble::Session(error)) => {
+                turn.broker_failure(&account, &error)
+            }
+            Answer::Trouble(account, Trouble::Aws(error)) => turn.ops_failure(&account, &error),
         }
-        let operation = Operation::Instance(instance_op);
-        // The tag guard: refused before anything is held or changed.
-        if !self.managed_tag.marks(&instance.tags) {
-            self.gate
-                .record_unheld(
-                    &speaking.user,
-                    &operation,
-                    Outcome::RefusedByTagGuard,
-                    &format!("lacks {}", self.managed_tag),
-                    &actor(envelope),
-                )
-                .await;
-            return turn
-                .say(Line::NotManaged {
-                    name: instance.label().to_owned(),
-                    tag: self.managed_tag.to_string(),
-                })
-                .end_session(true);
-        }
-        self.hold(turn, envelope, intent, &speaking, operation)
-            .await
     }
 
     /// Holds `operation` for the code (asking first before replacing another one waiting).
@@ -574,363 +630,6 @@ impl Skill {
         let user = self.speaker(turn, envelope).await?;
         self.accounts_of(turn, user).await
     }
-
-    /// Every live instance in each linked account (in `region`, or each account's own).
-    async fn instances(
-        &self,
-        turn: &Turn,
-        speaking: &Speaking,
-        region: Option<&Region>,
-    ) -> Result<Vec<(LinkedAccount, String, Vec<InstanceInfo>)>, ResponseBuilder> {
-        let policy = instances::list_instances_policy();
-        let mut found = Vec::new();
-        for (account, region, session) in self.sessions(turn, speaking, &policy, region).await? {
-            let instances = instances::list_instances(&session.ec2(Some(&region)))
-                .await
-                .map_err(|error| turn.ops_failure(&account, &error))?;
-            found.push((account, region, instances));
-        }
-        Ok(found)
-    }
-
-    /// Who is speaking, their accounts, and the region they named (if any); or what to tell
-    /// them instead (an unknown region is said back, never guessed).
-    async fn speaking_in(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-    ) -> Result<(Speaking, Option<Region>), ResponseBuilder> {
-        let region = region_slot(intent).map_err(|spoken| {
-            turn.say(Line::UnknownRegion { spoken })
-                .reprompt(turn.speech(Line::HelpReprompt))
-                .end_session(false)
-        })?;
-        Ok((self.speaking(turn, envelope).await?, region))
-    }
-
-    /// A session limited to `policy` in each of the speaker's accounts, with the region to
-    /// look in there (`region`, or the account's own).
-    async fn sessions(
-        &self,
-        turn: &Turn,
-        speaking: &Speaking,
-        policy: &crate::cloud::policy::SessionPolicy,
-        region: Option<&Region>,
-    ) -> Result<Vec<(LinkedAccount, String, AwsSession)>, ResponseBuilder> {
-        let mut sessions = Vec::new();
-        for account in &speaking.accounts {
-            let session = self
-                .broker
-                .session(account, &speaking.user, policy)
-                .await
-                .map_err(|error| turn.broker_failure(account, &error))?;
-            let region = region
-                .map_or(account.region.as_str(), Region::as_str)
-                .to_owned();
-            sessions.push((account.clone(), region, session));
-        }
-        Ok(sessions)
-    }
-
-    /// "what can I clean up" (`delete` false) and "clean up unused resources" (`delete`
-    /// true: holds the deletion of exactly the managed unused resources it found, in the
-    /// first account that has any).
-    async fn cleanup(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-        delete: bool,
-    ) -> ResponseBuilder {
-        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let several = speaking.accounts.len() > 1;
-        let sessions = match self
-            .sessions(turn, &speaking, &cleanup::report_policy(), region.as_ref())
-            .await
-        {
-            Ok(sessions) => sessions,
-            Err(answer) => return answer,
-        };
-        let now = self.gate.now();
-        let mut reports = Vec::new();
-        for (account, region, session) in sessions {
-            let ec2 = session.ec2(Some(&region));
-            match cleanup::report(&ec2, &region, &self.managed_tag, self.snapshot_age, now).await {
-                Ok(report) => reports.push((account, region, report)),
-                Err(error) => return turn.ops_failure(&account, &error),
-            }
-        }
-        let mut card = Vec::new();
-        for (account, region, report) in &reports {
-            card.push(format!("{} ({region}):", account.name));
-            if report.unused.is_empty() {
-                card.push("  nothing unused".into());
-            }
-            for u in &report.unused {
-                card.push(format!(
-                    "  {} {}{}, {} a month{}",
-                    u.id,
-                    u.label.as_deref().unwrap_or(""),
-                    if u.size_gib > 0 {
-                        format!(" {} GiB", u.size_gib)
-                    } else {
-                        String::new()
-                    },
-                    cleanup::dollars(u.monthly_cents),
-                    if u.managed { "" } else { ", not managed" }
-                ));
-            }
-        }
-        card.push("Costs are estimates from list prices.".into());
-        if !delete {
-            let scopes = reports
-                .into_iter()
-                .map(|(account, region, report)| CleanupCounts {
-                    scope: Scope {
-                        account: several.then(|| account.name.clone()),
-                        region,
-                    },
-                    unused: report.unused,
-                })
-                .collect();
-            return turn
-                .say(Line::CleanupReport(scopes))
-                .simple_card(Line::CardTitle.text(turn.locale), card.join("\n"))
-                .end_session(true);
-        }
-        let unmanaged = reports
-            .iter()
-            .map(|(_, _, r)| r.unused.iter().filter(|u| !u.managed).count())
-            .sum();
-        let Some((account, region, report)) = reports
-            .into_iter()
-            .find(|(_, _, report)| !report.managed().is_empty())
-        else {
-            return turn
-                .say(Line::NothingToClean { unmanaged })
-                .end_session(true);
-        };
-        let operation = Operation::Cleanup(cleanup::CleanupOperation {
-            account_id: account.id.as_str().to_owned(),
-            account_name: account.name.clone(),
-            resources: report.next_cleanup(&region, &self.managed_tag),
-            region,
-            snapshot_age_days: self.snapshot_age.whole_days(),
-        });
-        self.hold(turn, envelope, intent, &speaking, operation)
-            .await
-    }
-
-    /// "is my VPN up": every site-to-site connection and its tunnels, per account.
-    async fn vpn(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-    ) -> ResponseBuilder {
-        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let several = speaking.accounts.len() > 1;
-        let sessions = match self
-            .sessions(turn, &speaking, &vpn::policy(), region.as_ref())
-            .await
-        {
-            Ok(sessions) => sessions,
-            Err(answer) => return answer,
-        };
-        let mut scopes = Vec::new();
-        let mut card = Vec::new();
-        for (account, region, session) in sessions {
-            let connections = match vpn::connections(&session.ec2(Some(&region))).await {
-                Ok(connections) => connections,
-                Err(error) => return turn.ops_failure(&account, &error),
-            };
-            card.push(format!("{} ({region}):", account.name));
-            for c in &connections {
-                card.push(format!(
-                    "  {} ({}) {}, tunnels up {}/{}",
-                    c.label(),
-                    c.id,
-                    c.state,
-                    c.tunnels_up,
-                    c.tunnels
-                ));
-            }
-            scopes.push(VpnStates {
-                scope: Scope {
-                    account: several.then(|| account.name.clone()),
-                    region,
-                },
-                connections,
-            });
-        }
-        turn.say(Line::Vpn(scopes))
-            .simple_card(Line::CardTitle.text(turn.locale), card.join("\n"))
-            .end_session(true)
-    }
-
-    async fn list_instances(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-    ) -> ResponseBuilder {
-        let (speaking, region) = match self.speaking_in(turn, envelope, intent).await {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let found = match self.instances(turn, &speaking, region.as_ref()).await {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        let several = found.len() > 1;
-        let mut counts = Vec::new();
-        let mut card = Vec::new();
-        for (account, region, instances) in &found {
-            let label = |state| {
-                instances
-                    .iter()
-                    .filter(|i| i.state == state)
-                    .map(|i| i.label().to_owned())
-                    .collect::<Vec<_>>()
-            };
-            counts.push(InstanceCounts {
-                scope: Scope {
-                    account: several.then(|| account.name.clone()),
-                    region: region.clone(),
-                },
-                running: label(InstanceState::Running),
-                stopped: label(InstanceState::Stopped),
-                changing: instances
-                    .iter()
-                    .filter(|i| !matches!(i.state, InstanceState::Running | InstanceState::Stopped))
-                    .count(),
-            });
-            card.push(format!("{} ({region}):", account.name));
-            if instances.is_empty() {
-                card.push("  no instances".into());
-            }
-            for i in instances {
-                card.push(format!(
-                    "  {} ({}) {}, {}",
-                    i.label(),
-                    i.id,
-                    i.state.as_str(),
-                    i.instance_type
-                ));
-            }
-        }
-        turn.say(Line::Instances(counts))
-            .simple_card(Line::CardTitle.text(turn.locale), card.join("\n"))
-            .end_session(true)
-    }
-
-    /// The instance the person named, across the tenant's accounts (each in its default
-    /// region); or what to say instead: which one, which of these, or that there is none.
-    async fn named_instance(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-    ) -> Result<(Speaking, LinkedAccount, String, InstanceInfo), ResponseBuilder> {
-        let Some(spoken) = intent.slot_value(INSTANCE_SLOT).map(str::to_owned) else {
-            return Err(turn.ask_for_instance(Line::WhichInstance, intent));
-        };
-        let (speaking, region) = self.speaking_in(turn, envelope, intent).await?;
-        let found = self.instances(turn, &speaking, region.as_ref()).await?;
-        let several = found.len() > 1;
-        let everything: Vec<(LinkedAccount, String, InstanceInfo)> = found
-            .into_iter()
-            .flat_map(|(account, region, instances)| {
-                instances
-                    .into_iter()
-                    .map(move |i| (account.clone(), region.clone(), i))
-            })
-            .collect();
-        let label = |(account, _, i): &(LinkedAccount, String, InstanceInfo)| {
-            if several {
-                format!("{} in {}", i.label(), account.name)
-            } else {
-                i.label().to_owned()
-            }
-        };
-        match names::find(&spoken, &everything, |(_, _, i)| i.label()) {
-            Match::One((account, region, instance)) => Ok((speaking, account, region, instance)),
-            Match::Many(candidates) => Err(turn.ask_for_instance(
-                Line::InstanceAmbiguous {
-                    spoken,
-                    candidates: candidates.iter().map(label).collect(),
-                },
-                intent,
-            )),
-            Match::None => Err(turn
-                .say(Line::InstanceNotFound {
-                    spoken,
-                    known: everything.iter().map(label).collect(),
-                })
-                .end_session(true)),
-        }
-    }
-
-    async fn instance_status(
-        &self,
-        turn: &Turn,
-        envelope: &RequestEnvelope,
-        intent: &Intent,
-    ) -> ResponseBuilder {
-        let (_, account, region, instance) = match self.named_instance(turn, envelope, intent).await
-        {
-            Ok(found) => found,
-            Err(answer) => return answer,
-        };
-        turn.say(Line::InstanceState {
-            name: instance.label().to_owned(),
-            state: instance.state,
-        })
-        .simple_card(
-            Line::CardTitle.text(turn.locale),
-            format!(
-                "{} ({}): {}, {}, {region}, account {}",
-                instance.label(),
-                instance.id,
-                instance.state.as_str(),
-                instance.instance_type,
-                account.name
-            ),
-        )
-        .end_session(true)
-    }
-}
-
-/// The region the person named, if any; `Err` with what they said if it is no region.
-fn region_slot(intent: &Intent) -> Result<Option<Region>, String> {
-    let Some(slot) = intent.slots.get(REGION_SLOT) else {
-        return Ok(None);
-    };
-    if let Some(id) = slot.resolved().and_then(|v| v.id.as_deref()) {
-        return Region::parse(id).map(Some).map_err(|_| id.to_owned());
-    }
-    let Some(spoken) = slot.value.as_deref().filter(|v| !v.trim().is_empty()) else {
-        return Ok(None);
-    };
-    // "eu west one" → "eu-west-1".
-    let code = spoken
-        .split_whitespace()
-        .map(|w| {
-            let n = names::normalise(w);
-            if n.is_empty() { w.to_lowercase() } else { n }
-        })
-        .collect::<Vec<_>>()
-        .join("-");
-    Region::parse(&code)
-        .map(Some)
-        .map_err(|_| spoken.to_owned())
 }
 
 /// How long running an approved operation may take in all (the tag re-check, the session,
@@ -1027,17 +726,6 @@ impl Turn {
         self.say(line).end_session(true)
     }
 
-    /// Asks (again) for the instance slot of `intent`.
-    fn ask_for_instance(&self, line: Line, intent: &Intent) -> ResponseBuilder {
-        self.say(line)
-            .reprompt(self.speech(Line::WhichInstance))
-            .directive(Directive::ElicitSlot {
-                slot_to_elicit: INSTANCE_SLOT.to_owned(),
-                updated_intent: Some(intent.clone()),
-            })
-            .end_session(false)
-    }
-
     fn broker_failure(&self, account: &LinkedAccount, error: &BrokerError) -> ResponseBuilder {
         warn!(account = %account.id, %error, "no AWS session");
         let line = match error {
@@ -1096,7 +784,7 @@ fn skill_event(event: &SkillEvent) -> ResponseEnvelope {
 fn can_fulfill(question: &CanFulfillIntentRequest) -> ResponseBuilder {
     // Changes need a session (the code dialog); never claimed name-free.
     let answer = match crate::ops::catalog::find(&question.intent.name) {
-        Some(declaration) if declaration.criticality == Criticality::Read => "YES",
+        Some((_, declaration)) if declaration.criticality == Criticality::Read => "YES",
         Some(_) | None => "NO",
     };
     ResponseBuilder::new().can_fulfill(CanFulfillIntent {

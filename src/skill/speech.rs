@@ -5,10 +5,13 @@
 //! then points at every line it still lacks.
 
 use crate::ops::Operation;
+use crate::ops::ask::{Failure, Scope, Scoped};
 use crate::ops::catalog::Report;
-use crate::ops::cleanup::{self, CleanupResult};
-use crate::ops::instances::{Action, InstanceState};
+use crate::ops::cleanup::{self, CleanupResult, Unused};
+use crate::ops::instances::{Action, InstanceCounts, InstanceState};
+use crate::ops::reply::Reply;
 use crate::ops::vpn::VpnConnection;
+use crate::ops::words::{count, monthly};
 
 /// A language voxgate speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -26,47 +29,6 @@ impl Locale {
             Some(_) | None => Self::EnUs,
         }
     }
-}
-
-/// Where a list of instances was looked at: an account label (if the tenant has several)
-/// and a region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scope {
-    /// The account's label, when it needs saying.
-    pub account: Option<String>,
-    /// Region code.
-    pub region: String,
-}
-
-/// The cleanup report of one scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CleanupCounts {
-    /// Where.
-    pub scope: Scope,
-    /// Every unused resource found.
-    pub unused: Vec<cleanup::Unused>,
-}
-
-/// The VPN connections of one scope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VpnStates {
-    /// Where.
-    pub scope: Scope,
-    /// Its connections.
-    pub connections: Vec<VpnConnection>,
-}
-
-/// The instances of one scope, by state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstanceCounts {
-    /// Where.
-    pub scope: Scope,
-    /// Names of running instances.
-    pub running: Vec<String>,
-    /// Names of stopped instances.
-    pub stopped: Vec<String>,
-    /// How many are starting, stopping or shutting down.
-    pub changing: usize,
 }
 
 /// Something voxgate says.
@@ -104,36 +66,8 @@ pub enum Line {
     LinkAccount,
     /// The speaker's tenant has no AWS account linked.
     NoLinkedAccount,
-    /// What is running, per scope.
-    Instances(Vec<InstanceCounts>),
-    /// One instance's state.
-    InstanceState {
-        /// Its name.
-        name: String,
-        /// Its state.
-        state: InstanceState,
-    },
-    /// Asks which instance.
-    WhichInstance,
-    /// No instance has that name.
-    InstanceNotFound {
-        /// What was said.
-        spoken: String,
-        /// Some names that do exist.
-        known: Vec<String>,
-    },
-    /// Several instances fit the name.
-    InstanceAmbiguous {
-        /// What was said.
-        spoken: String,
-        /// The candidates.
-        candidates: Vec<String>,
-    },
-    /// A region voxgate could not place.
-    UnknownRegion {
-        /// What was said.
-        spoken: String,
-    },
+    /// What an operation family answered.
+    Reply(Reply),
     /// STS refused the role: trust policy or ExternalId.
     AwsTrustRejected,
     /// AWS could not be reached.
@@ -155,24 +89,8 @@ pub enum Line {
     AskCode,
     /// The operation ran (or is under way), as its report says.
     Done(Report),
-    /// The operation would change nothing, so it was not held.
-    AlreadyInState {
-        /// The instance.
-        name: String,
-        /// Its state.
-        state: InstanceState,
-    },
     /// The guard found the resources changed since the approval.
     ChangedSinceApproval,
-    /// What can be cleaned up, per scope.
-    CleanupReport(Vec<CleanupCounts>),
-    /// Nothing managed is unused: no cleanup to hold.
-    NothingToClean {
-        /// Unused resources without the managed tag (left alone).
-        unmanaged: usize,
-    },
-    /// VPN connections and their tunnels, per scope.
-    Vpn(Vec<VpnStates>),
     /// A wrong code.
     WrongCode {
         /// Tries left.
@@ -216,13 +134,6 @@ pub enum Line {
     Cancelled {
         /// Its summary.
         summary: String,
-    },
-    /// The target lacks the managed tag.
-    NotManaged {
-        /// The instance's name.
-        name: String,
-        /// The tag, KEY=VALUE.
-        tag: String,
     },
     /// The target lost the managed tag between holding and running.
     NoLongerManaged(Operation),
@@ -283,11 +194,12 @@ fn list_with(names: &[String], conjunction: &str) -> String {
     }
 }
 
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
+/// "Stop web-1 in prod" → "stop web-1 in prod" (a summary inside a sentence).
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -303,15 +215,7 @@ fn state_word(state: InstanceState) -> &'static str {
     }
 }
 
-fn scope_text(scope: &Scope) -> String {
-    match &scope.account {
-        Some(account) => format!("In {account}, {}", scope.region),
-        None => format!("In {}", scope.region),
-    }
-}
-
-fn instances_text(counts: &InstanceCounts) -> String {
-    let place = scope_text(&counts.scope);
+fn instances_text(place: &str, counts: &InstanceCounts) -> String {
     let total = counts.running.len() + counts.stopped.len() + counts.changing;
     if total == 0 {
         return format!("{place}, you have no instances.");
@@ -389,40 +293,7 @@ pub fn en_us(line: &Line) -> String {
             "Your team hasn't linked an AWS account to voxgate yet, so there's nothing I can look \
              at. Ask your voxgate operator to link one."
         }
-        Line::Instances(scopes) => {
-            return scopes
-                .iter()
-                .map(instances_text)
-                .collect::<Vec<_>>()
-                .join(" ");
-        }
-        Line::InstanceState { name, state } => {
-            return format!("{name} is {}.", state_word(*state));
-        }
-        Line::WhichInstance => "Which instance? Say its name.",
-        Line::InstanceNotFound { spoken, known } => {
-            return if known.is_empty() {
-                format!(
-                    "I couldn't find an instance called {spoken}. You don't have any instances."
-                )
-            } else {
-                format!(
-                    "I couldn't find an instance called {spoken}. You have {}.",
-                    list(known)
-                )
-            };
-        }
-        Line::InstanceAmbiguous { spoken, candidates } => {
-            return format!(
-                "More than one instance matches {spoken}: {}. Which one do you mean?",
-                list_with(candidates, "or")
-            );
-        }
-        Line::UnknownRegion { spoken } => {
-            return format!(
-                "I don't know the region {spoken}. Try a name like Ireland, or a code like eu west one."
-            );
-        }
+        Line::Reply(reply) => return reply_text(reply),
         Line::AwsTrustRejected => {
             "Your AWS account turned voxgate away: the role's trust policy or external ID doesn't \
              match what voxgate has. Nothing was changed. Ask your operator to check the account \
@@ -441,7 +312,10 @@ pub fn en_us(line: &Line) -> String {
              operator will find the reason in voxgate's log."
         }
         Line::Held { summary } => {
-            return format!("{summary}. To approve, say the code shown in your voxgate app.");
+            return format!(
+                "I'll {}, once you say the code from your voxgate app.",
+                lower_first(summary)
+            );
         }
         Line::HeldReprompt => "Say the code shown in your voxgate app, or say cancel.",
         Line::AskCode => "What's the code shown in your voxgate app?",
@@ -454,29 +328,10 @@ pub fn en_us(line: &Line) -> String {
             return format!("{doing} {} now.", op.instance_name);
         }
         Line::Done(Report::Cleanup(result)) => return cleaned(result),
-        Line::AlreadyInState { name, state } => {
-            return format!(
-                "{name} is already {}, so there's nothing to do. Nothing was changed.",
-                state.as_str()
-            );
-        }
         Line::ChangedSinceApproval => {
             "Something changed since you approved it, so I didn't run it. Nothing was \
              changed. Ask again to see what can be done now."
         }
-        Line::CleanupReport(scopes) => return cleanup_report(scopes),
-        Line::NothingToClean { unmanaged: 0 } => {
-            "There's nothing unused to clean up. Nothing was changed."
-        }
-        Line::NothingToClean { unmanaged } => {
-            return format!(
-                "Nothing that voxgate manages is unused. {} without voxgate's tag, \
-                 so I'll leave {}. Nothing was changed.",
-                count(*unmanaged, "unused resource is", "unused resources are"),
-                if *unmanaged == 1 { "it" } else { "them" }
-            );
-        }
-        Line::Vpn(scopes) => return vpn_states(scopes),
         Line::WrongCode { tries_left } => {
             let tries = if *tries_left == 1 {
                 "1 try".to_owned()
@@ -545,12 +400,6 @@ pub fn en_us(line: &Line) -> String {
         Line::Cancelled { summary } => {
             return format!("Okay, I cancelled it: {summary}. Nothing was changed.");
         }
-        Line::NotManaged { name, tag } => {
-            return format!(
-                "{name} isn't managed by voxgate: it doesn't carry the tag {tag}, so I won't \
-                 change it. Nothing was changed."
-            );
-        }
         Line::NoLongerManaged(Operation::Instance(op)) => {
             return format!(
                 "{} no longer carries voxgate's tag, so I didn't run it. Nothing was changed.",
@@ -577,49 +426,119 @@ pub fn en_us(line: &Line) -> String {
     text.to_owned()
 }
 
-/// "about 42 dollars a month" (whole dollars; under one dollar, "less than a dollar").
-fn monthly(cents: u64) -> String {
-    match cents {
-        0..=99 => "less than a dollar a month".to_owned(),
-        _ => {
-            let dollars = (cents + 50) / 100;
-            format!(
-                "about {dollars} dollar{} a month",
-                if dollars == 1 { "" } else { "s" }
-            )
-        }
-    }
-}
-
+/// "In prod, Ireland" (the account only when the tenant has several).
 fn in_scope(scope: &Scope) -> String {
+    let region = crate::cloud::arn::Region::words(&scope.region);
     match &scope.account {
-        Some(account) => format!("In {account}, {}", scope.region),
-        None => format!("In {}", scope.region),
+        Some(account) => format!("In {account}, {region}"),
+        None => format!("In {region}"),
     }
 }
 
-fn cleanup_report(scopes: &[CleanupCounts]) -> String {
-    let mut sentences = Vec::new();
-    let mut managed = 0;
-    for scope in scopes {
-        managed += scope.unused.iter().filter(|u| u.managed).count();
-        if scope.unused.is_empty() {
-            sentences.push(format!("{}, nothing is unused.", in_scope(&scope.scope)));
-            continue;
-        }
-        let cents: u64 = scope.unused.iter().map(|u| u.monthly_cents).sum();
-        sentences.push(format!(
-            "{}, you have {}, costing {}.",
-            in_scope(&scope.scope),
-            cleanup::counted(&scope.unused),
-            monthly(cents)
-        ));
+/// Why one account could not answer, as a clause after its scope.
+fn failure_text(failure: Failure) -> &'static str {
+    match failure {
+        Failure::TrustRejected => "your AWS account turned voxgate away",
+        Failure::Unreachable => "I couldn't reach AWS",
+        Failure::AccessDenied => "the voxgate role lacks a permission",
+        Failure::DetailsUnavailable => "I couldn't open the stored account details",
+        Failure::Failed => "AWS reported an error",
     }
-    let total: usize = scopes.iter().map(|s| s.unused.len()).sum();
-    if total > 0 {
-        sentences.push(match managed {
+}
+
+/// Each scope's sentence, or why that account could not answer.
+fn per_scope<T>(scopes: &[Scoped<T>], text: impl Fn(&str, &T) -> String) -> String {
+    scopes
+        .iter()
+        .map(|scoped| {
+            let place = in_scope(&scoped.scope);
+            match &scoped.found {
+                Ok(found) => text(&place, found),
+                Err(failure) => format!("{place}, {}.", failure_text(*failure)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a family answered.
+fn reply_text(reply: &Reply) -> String {
+    match reply {
+        Reply::NothingToSay => "There's nothing to tell.".to_owned(),
+        Reply::UnknownRegion { spoken } => format!(
+            "I don't know the region {spoken}. Which region? Try a name like Ireland, or a \
+             code like eu west one."
+        ),
+        Reply::Instances(scopes) => per_scope(scopes, instances_text),
+        Reply::InstanceState { name, state } => format!("{name} is {}.", state_word(*state)),
+        Reply::WhichInstance => "Which instance? Say its name.".to_owned(),
+        Reply::InstanceNotFound { spoken, known } if known.is_empty() => {
+            format!("I couldn't find an instance called {spoken}. You don't have any instances.")
+        }
+        Reply::InstanceNotFound { spoken, known } => format!(
+            "I couldn't find an instance called {spoken}. You have {}.",
+            list(known)
+        ),
+        Reply::InstanceNotFoundEverywhere { spoken } => format!(
+            "I couldn't find an instance called {spoken}, but I couldn't reach every account, \
+             so it may be in one of those. Nothing was changed."
+        ),
+        Reply::InstanceAmbiguous { spoken, candidates } => format!(
+            "More than one instance matches {spoken}: {}. Which one do you mean?",
+            list_with(candidates, "or")
+        ),
+        Reply::StillAmbiguous { candidates } => format!(
+            "I still can't tell which one you mean, so I'll stop here. Nothing was changed. \
+             Ask again with the account's name, like {}.",
+            candidates
+                .first()
+                .map_or_else(|| "web server in prod".to_owned(), Clone::clone)
+        ),
+        Reply::AlreadyInState { name, state } => format!(
+            "{name} is already {}, so there's nothing to do. Nothing was changed.",
+            state_word(*state)
+        ),
+        Reply::NotManaged { name, tag } => format!(
+            "{name} isn't managed by voxgate: it doesn't carry the tag {tag}, so I won't \
+             change it. Nothing was changed."
+        ),
+        Reply::CleanupReport(scopes) => cleanup_report(scopes),
+        Reply::NothingToClean { unmanaged: 0 } => {
+            "There's nothing unused to clean up. Nothing was changed.".to_owned()
+        }
+        Reply::NothingToClean { unmanaged } => format!(
+            "Nothing that voxgate manages is unused. {} without voxgate's tag, so I'll leave \
+             {}. Nothing was changed.",
+            count(*unmanaged, "unused resource is", "unused resources are"),
+            if *unmanaged == 1 { "it" } else { "them" }
+        ),
+        Reply::Vpn(scopes) => per_scope(scopes, |place, found| vpn_text(place, found)),
+    }
+}
+
+fn cleanup_report(scopes: &[Scoped<Vec<Unused>>]) -> String {
+    let found: Vec<&Unused> = scopes
+        .iter()
+        .filter_map(|s| s.found.as_ref().ok())
+        .flatten()
+        .collect();
+    let mut said = per_scope(scopes, |place, unused| {
+        if unused.is_empty() {
+            return format!("{place}, nothing is unused.");
+        }
+        let cents: u64 = unused.iter().map(|u| u.monthly_cents).sum();
+        format!(
+            "{place}, you have {}, costing {}.",
+            cleanup::counted(unused),
+            monthly(cents)
+        )
+    });
+    let managed = found.iter().filter(|u| u.managed).count();
+    if !found.is_empty() {
+        said.push(' ');
+        said.push_str(&match managed {
             0 => "None of them carries voxgate's tag, so I can't clean them up.".to_owned(),
-            n if n == total => "Say \"clean up unused resources\" to delete them.".to_owned(),
+            n if n == found.len() => "Say \"clean up unused resources\" to delete them.".to_owned(),
             n => format!(
                 "{} voxgate's tag; say \"clean up unused resources\" to delete {}.",
                 count(n, "of them carries", "of them carry"),
@@ -627,7 +546,7 @@ fn cleanup_report(scopes: &[CleanupCounts]) -> String {
             ),
         });
     }
-    sentences.join(" ")
+    said
 }
 
 fn cleaned(result: &CleanupResult) -> String {
@@ -660,39 +579,30 @@ fn cleaned(result: &CleanupResult) -> String {
     sentences.join(" ")
 }
 
-fn vpn_states(scopes: &[VpnStates]) -> String {
-    let mut sentences = Vec::new();
-    for scope in scopes {
-        if scope.connections.is_empty() {
-            sentences.push(format!(
-                "{}, there's no VPN connection.",
-                in_scope(&scope.scope)
-            ));
-            continue;
-        }
-        let parts: Vec<String> = scope
-            .connections
-            .iter()
-            .map(|c| {
-                if c.is_up() {
-                    format!("{} is up", c.label())
-                } else if c.state != "available" {
-                    format!("{} is {}", c.label(), c.state)
-                } else if c.tunnels == 0 {
-                    format!("{} reports no tunnels", c.label())
-                } else {
-                    format!(
-                        "{} has {} of {} tunnels up",
-                        c.label(),
-                        c.tunnels_up,
-                        c.tunnels
-                    )
-                }
-            })
-            .collect();
-        sentences.push(format!("{}, {}.", in_scope(&scope.scope), parts.join(", ")));
+fn vpn_text(place: &str, connections: &[VpnConnection]) -> String {
+    if connections.is_empty() {
+        return format!("{place}, there's no VPN connection.");
     }
-    sentences.join(" ")
+    let parts: Vec<String> = connections
+        .iter()
+        .map(|c| {
+            if c.is_up() {
+                format!("{} is up", c.label())
+            } else if c.state != "available" {
+                format!("{} is {}", c.label(), c.state)
+            } else if c.tunnels == 0 {
+                format!("{} reports no tunnels", c.label())
+            } else {
+                format!(
+                    "{} has {} of {} tunnels up",
+                    c.label(),
+                    c.tunnels_up,
+                    c.tunnels
+                )
+            }
+        })
+        .collect();
+    format!("{place}, {}.", parts.join(", "))
 }
 
 #[cfg(test)]
@@ -731,13 +641,6 @@ mod tests {
         })
     }
 
-    #[test]
-    fn money_is_said_as_a_person_would() {
-        assert_eq!(monthly(4210), "about 42 dollars a month");
-        assert_eq!(monthly(120), "about 1 dollar a month");
-        assert_eq!(monthly(40), "less than a dollar a month");
-    }
-
     fn every_line() -> Vec<Line> {
         let scope = Scope {
             account: Some("prod".into()),
@@ -760,28 +663,40 @@ mod tests {
             Line::NotEnrolled,
             Line::LinkAccount,
             Line::NoLinkedAccount,
-            Line::Instances(vec![InstanceCounts {
-                scope: scope.clone(),
-                running: vec!["web-1".into()],
-                stopped: vec![],
-                changing: 0,
-            }]),
-            Line::InstanceState {
+            Line::Reply(Reply::Instances(vec![
+                Scoped {
+                    scope: scope.clone(),
+                    found: Ok(InstanceCounts {
+                        running: vec!["web-1".into()],
+                        stopped: vec![],
+                        changing: 0,
+                    }),
+                },
+                Scoped {
+                    scope: scope.clone(),
+                    found: Err(Failure::Unreachable),
+                },
+            ])),
+            Line::Reply(Reply::InstanceState {
                 name: "web-1".into(),
                 state: InstanceState::Running,
-            },
-            Line::WhichInstance,
-            Line::InstanceNotFound {
+            }),
+            Line::Reply(Reply::WhichInstance),
+            Line::Reply(Reply::InstanceNotFound {
                 spoken: "x".into(),
                 known: vec!["a".into()],
-            },
-            Line::InstanceAmbiguous {
+            }),
+            Line::Reply(Reply::InstanceNotFoundEverywhere { spoken: "x".into() }),
+            Line::Reply(Reply::InstanceAmbiguous {
                 spoken: "web".into(),
                 candidates: vec!["web-1".into(), "web-2".into()],
-            },
-            Line::UnknownRegion {
+            }),
+            Line::Reply(Reply::StillAmbiguous {
+                candidates: vec!["web-1 in prod".into(), "web-1 in staging".into()],
+            }),
+            Line::Reply(Reply::UnknownRegion {
                 spoken: "mars".into(),
-            },
+            }),
             Line::AwsTrustRejected,
             Line::AwsUnreachable,
             Line::AwsAccessDenied,
@@ -809,30 +724,30 @@ mod tests {
                 unknown: vec![unused(cleanup::ResourceKind::Snapshot)],
                 skipped: vec![unused(cleanup::ResourceKind::Snapshot)],
             })),
-            Line::AlreadyInState {
+            Line::Reply(Reply::AlreadyInState {
                 name: "web-1".into(),
                 state: InstanceState::Stopped,
-            },
+            }),
             Line::ChangedSinceApproval,
-            Line::CleanupReport(vec![CleanupCounts {
+            Line::Reply(Reply::CleanupReport(vec![Scoped {
                 scope: scope.clone(),
-                unused: vec![
+                found: Ok(vec![
                     unused(cleanup::ResourceKind::Volume),
                     unused(cleanup::ResourceKind::Address),
-                ],
-            }]),
-            Line::NothingToClean { unmanaged: 0 },
-            Line::NothingToClean { unmanaged: 2 },
-            Line::Vpn(vec![VpnStates {
+                ]),
+            }])),
+            Line::Reply(Reply::NothingToClean { unmanaged: 0 }),
+            Line::Reply(Reply::NothingToClean { unmanaged: 2 }),
+            Line::Reply(Reply::Vpn(vec![Scoped {
                 scope: scope.clone(),
-                connections: vec![VpnConnection {
+                found: Ok(vec![VpnConnection {
                     id: "vpn-1".into(),
                     name: Some("office".into()),
                     state: "available".into(),
                     tunnels_up: 1,
                     tunnels: 2,
-                }],
-            }]),
+                }]),
+            }])),
             Line::TooLateToCancel {
                 summary: "Stop instance web-1".into(),
             },
@@ -876,41 +791,43 @@ mod tests {
 
     #[test]
     fn instance_summaries_are_short_counts_and_names() {
-        let counts = |running: &[&str], stopped: &[&str], changing| InstanceCounts {
+        let counts = |running: &[&str], stopped: &[&str], changing| Scoped {
             scope: Scope {
                 account: None,
                 region: "eu-west-1".into(),
             },
-            running: running.iter().map(|s| s.to_string()).collect(),
-            stopped: stopped.iter().map(|s| s.to_string()).collect(),
-            changing,
+            found: Ok(InstanceCounts {
+                running: running.iter().map(|s| s.to_string()).collect(),
+                stopped: stopped.iter().map(|s| s.to_string()).collect(),
+                changing,
+            }),
         };
-        let say = |c| Line::Instances(vec![c]).text(Locale::EnUs);
+        let say = |c| Line::Reply(Reply::Instances(vec![c])).text(Locale::EnUs);
         assert_eq!(
             say(counts(&[], &[], 0)),
-            "In eu-west-1, you have no instances."
+            "In Ireland, you have no instances."
         );
         assert_eq!(
             say(counts(&["web-1", "web-2"], &["db"], 1)),
-            "In eu-west-1, 2 instances are running: web-1 and web-2. 1 is stopped: db. 1 is \
+            "In Ireland, 2 instances are running: web-1 and web-2. 1 is stopped: db. 1 is \
              starting or stopping."
         );
         assert_eq!(
             say(counts(&["a", "b", "c", "d", "e", "f", "g"], &[], 0)),
-            "In eu-west-1, 7 instances are running: a, b, c, d, e and 2 more."
+            "In Ireland, 7 instances are running: a, b, c, d, e and 2 more."
         );
         assert_eq!(
             say(counts(&[], &["db"], 0)),
-            "In eu-west-1, nothing is running. 1 is stopped: db."
+            "In Ireland, nothing is running. 1 is stopped: db."
         );
     }
 
     #[test]
     fn names_with_and_in_them_stay_whole() {
-        let line = Line::InstanceAmbiguous {
+        let line = Line::Reply(Reply::InstanceAmbiguous {
             spoken: "web".into(),
             candidates: vec!["web in sales and ops".into(), "web in prod".into()],
-        };
+        });
         assert_eq!(
             line.text(Locale::EnUs),
             "More than one instance matches web: web in sales and ops or web in prod. Which one do you mean?"
@@ -919,13 +836,48 @@ mod tests {
 
     #[test]
     fn ambiguity_offers_a_choice() {
-        let line = Line::InstanceAmbiguous {
+        let line = Line::Reply(Reply::InstanceAmbiguous {
             spoken: "web".into(),
             candidates: vec!["web-1".into(), "web-2".into(), "web-3".into()],
-        };
+        });
         assert_eq!(
             line.text(Locale::EnUs),
             "More than one instance matches web: web-1, web-2 or web-3. Which one do you mean?"
+        );
+    }
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn a_held_operation_is_read_back_as_a_spoken_request() {
+        let line = Line::Held {
+            summary: "Stop web server in prod, Ireland".into(),
+        };
+        assert_eq!(
+            line.text(Locale::EnUs),
+            "I'll stop web server in prod, Ireland, once you say the code from your voxgate app."
+        );
+    }
+
+    #[test]
+    fn an_account_that_cannot_answer_says_so_and_the_others_still_answer() {
+        let scoped = |account: &str, found| Scoped {
+            scope: Scope {
+                account: Some(account.into()),
+                region: "us-east-2".into(),
+            },
+            found,
+        };
+        let line = Line::Reply(Reply::Vpn(vec![
+            scoped("prod", Ok(Vec::new())),
+            scoped("staging", Err(Failure::Unreachable)),
+        ]));
+        assert_eq!(
+            line.text(Locale::EnUs),
+            "In prod, Ohio, there's no VPN connection. In staging, Ohio, I couldn't reach AWS."
         );
     }
 }

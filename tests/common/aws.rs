@@ -124,6 +124,8 @@ pub fn sdk_config_as(endpoint: &str, access_key: &str, secret_key: &str) -> SdkC
 pub struct Captured {
     pub path: String,
     pub authorization: String,
+    /// `X-Amz-Target` of JSON-protocol requests (Budgets, SSM, Cost Explorer).
+    pub target: String,
     pub body: Vec<u8>,
 }
 
@@ -142,8 +144,22 @@ impl Captured {
             .map(|(_, v)| v)
     }
 
+    /// The API action: the `Action` field of a query request, else the operation named by
+    /// `X-Amz-Target`.
     pub fn action(&self) -> Option<String> {
-        self.field("Action")
+        self.field("Action").or_else(|| {
+            self.target
+                .rsplit('.')
+                .next()
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+        })
+    }
+
+    /// The body of a JSON-protocol request.
+    #[allow(dead_code)]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
@@ -155,6 +171,8 @@ pub struct RecordingProxy {
     pub captured: Arc<Mutex<Vec<Captured>>>,
     delayed: Arc<Mutex<Vec<(String, Duration)>>>,
     failing: Arc<Mutex<Vec<String>>>,
+    refused_accounts: Arc<Mutex<Vec<String>>>,
+    answered: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 #[derive(Clone)]
@@ -163,6 +181,8 @@ struct ProxyState {
     captured: Arc<Mutex<Vec<Captured>>>,
     delayed: Arc<Mutex<Vec<(String, Duration)>>>,
     failing: Arc<Mutex<Vec<String>>>,
+    refused_accounts: Arc<Mutex<Vec<String>>>,
+    answered: Arc<Mutex<Vec<(String, String)>>>,
     http: reqwest::Client,
 }
 
@@ -184,10 +204,44 @@ async fn forward(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned(),
+        target: headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
         body: body.to_vec(),
     };
     let action = captured.action().unwrap_or_default();
+    let role_arn = captured.field("RoleArn").unwrap_or_default();
     state.captured.lock().unwrap().push(captured);
+    if action == "AssumeRole"
+        && state
+            .refused_accounts
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|account| role_arn.contains(&format!(":{account}:")))
+    {
+        let xml = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>\
+                   not authorized to perform sts:AssumeRole</Message></Error><RequestId>r-403\
+                   </RequestId></ErrorResponse>";
+        return (StatusCode::FORBIDDEN, xml).into_response();
+    }
+    let canned = state
+        .answered
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(a, _)| *a == action)
+        .map(|(_, body)| body.clone());
+    if let Some(body) = canned {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/x-amz-json-1.1")],
+            body,
+        )
+            .into_response();
+    }
     let delay = state
         .delayed
         .lock()
@@ -235,11 +289,15 @@ impl RecordingProxy {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let delayed = Arc::new(Mutex::new(Vec::new()));
         let failing = Arc::new(Mutex::new(Vec::new()));
+        let refused_accounts = Arc::new(Mutex::new(Vec::new()));
+        let answered = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.to_owned(),
             captured: Arc::clone(&captured),
             delayed: Arc::clone(&delayed),
             failing: Arc::clone(&failing),
+            refused_accounts: Arc::clone(&refused_accounts),
+            answered: Arc::clone(&answered),
             http: reqwest::Client::new(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
@@ -251,7 +309,30 @@ impl RecordingProxy {
             captured,
             delayed,
             failing,
+            refused_accounts,
+            answered,
         }
+    }
+
+    /// From now on, STS refuses to let anyone assume a role in `account` (as when its trust
+    /// policy or ExternalId does not match).
+    #[allow(dead_code)]
+    pub fn refuse_roles_in(&self, account: &str) {
+        self.refused_accounts
+            .lock()
+            .unwrap()
+            .push(account.to_owned());
+    }
+
+    /// From now on, requests for the JSON-protocol `action` are recorded and answered with
+    /// `body` instead of reaching moto: for the few calls moto does not implement (Budgets'
+    /// `UpdateBudget`), whose request is what the test checks.
+    #[allow(dead_code)]
+    pub fn answer(&self, action: &str, body: &str) {
+        self.answered
+            .lock()
+            .unwrap()
+            .push((action.to_owned(), body.to_owned()));
     }
 
     /// From now on, requests for `action` are carried out by moto but answered with an EC2

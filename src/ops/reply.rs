@@ -1,0 +1,77 @@
+//! What the families have to say, before it is put into words: the skill's speech catalog
+//! has one sentence (per locale) for each variant.
+
+use super::ask::Scoped;
+use super::cleanup::Unused;
+use super::instances::{InstanceCounts, InstanceState};
+use super::vpn::VpnConnection;
+
+/// Something a family answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Nothing could be looked at.
+    NothingToSay,
+    /// A region voxgate could not place.
+    UnknownRegion {
+        /// What was said.
+        spoken: String,
+    },
+    /// What is running, per account and region.
+    Instances(Vec<Scoped<InstanceCounts>>),
+    /// One instance's state.
+    InstanceState {
+        /// Its name.
+        name: String,
+        /// Its state.
+        state: InstanceState,
+    },
+    /// Asks which instance.
+    WhichInstance,
+    /// No instance has that name.
+    InstanceNotFound {
+        /// What was said.
+        spoken: String,
+        /// Some names that do exist.
+        known: Vec<String>,
+    },
+    /// Several instances fit the name: which one?
+    InstanceAmbiguous {
+        /// What was said.
+        spoken: String,
+        /// The candidates, as they can be told apart.
+        candidates: Vec<String>,
+    },
+    /// The answer to "which one?" still fit several (or none): voxgate stops asking.
+    StillAmbiguous {
+        /// The candidates.
+        candidates: Vec<String>,
+    },
+    /// Some accounts could not be searched for the name, and the others have no match.
+    InstanceNotFoundEverywhere {
+        /// What was said.
+        spoken: String,
+    },
+    /// The operation would change nothing, so it was not held.
+    AlreadyInState {
+        /// The instance.
+        name: String,
+        /// Its state.
+        state: InstanceState,
+    },
+    /// The target lacks the managed tag.
+    NotManaged {
+        /// The resource's name.
+        name: String,
+        /// The tag, KEY=VALUE.
+        tag: String,
+    },
+    /// What can be cleaned up, per account and region.
+    CleanupReport(Vec<Scoped<Vec<Unused>>>),
+    /// Nothing managed is unused: no cleanup to hold.
+    NothingToClean {
+        /// Unused resources without the managed tag (left alone).
+        unmanaged: usize,
+    },
+    /// VPN connections and their tunnels, per account and region.
+    Vpn(Vec<Scoped<Vec<VpnConnection>>>),
+}
