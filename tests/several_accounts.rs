@@ -143,3 +143,52 @@ async fn one_unreachable_account_answers_for_itself_and_the_others_still_answer(
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn an_account_wide_change_asks_which_account_and_never_guesses() {
+    let t = two_accounts().await;
+    let asked = t
+        .server
+        .say(intent_from(
+            ALICE,
+            "SetBudgetIntent",
+            &[("amount", "500")],
+            t.server.now(),
+        ))
+        .await;
+    assert_eq!(speech(&asked), "Which account: prod or staging?");
+    assert_eq!(
+        asked["response"]["directives"][0]["slotToElicit"],
+        "account"
+    );
+    let held = t
+        .server
+        .say(intent_from(
+            ALICE,
+            "SetBudgetIntent",
+            &[("amount", "500"), ("account", "staging")],
+            t.server.now(),
+        ))
+        .await;
+    assert_eq!(
+        speech(&held),
+        "I'll create a monthly budget of 500 dollars for staging, once you say the code from \
+         your voxgate app."
+    );
+    // Budgets answer per account, without a region.
+    let read = t
+        .server
+        .say(intent_from(
+            ALICE,
+            "BudgetStatusIntent",
+            &[],
+            t.server.now(),
+        ))
+        .await;
+    assert_eq!(
+        speech(&read),
+        "In prod, you have no monthly budget. You can say \"set my monthly budget to 500 \
+         dollars\". In staging, you have no monthly budget. You can say \"set my monthly \
+         budget to 500 dollars\"."
+    );
+}

@@ -56,6 +56,7 @@ pub struct AwsSession {
     credentials: aws_sdk_ec2::config::Credentials,
     sdk: aws_config::SdkConfig,
     default_region: String,
+    aws_account: String,
 }
 
 impl fmt::Debug for AwsSession {
@@ -94,6 +95,32 @@ impl AwsSession {
         aws_sdk_ec2::Client::from_conf(config)
     }
 
+    /// SDK settings acting with this session in `region` (or the account's default), with
+    /// voxgate's timeouts: reads may be tried twice, a change (`change` true) is sent once.
+    /// Families build the client of their service from it, e.g.
+    /// `aws_sdk_budgets::Client::new(&session.config(Some("us-east-1"), false))`.
+    pub fn config(&self, region: Option<&str>, change: bool) -> aws_config::SdkConfig {
+        let region = region.unwrap_or(&self.default_region).to_owned();
+        self.sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_sts::config::SharedCredentialsProvider::new(
+                self.credentials.clone(),
+            ))
+            .region(aws_config::Region::new(region))
+            .timeout_config(super::sdk::timeouts())
+            .retry_config(if change {
+                super::sdk::change_retries()
+            } else {
+                super::sdk::read_retries()
+            })
+            .build()
+    }
+
+    /// The 12-digit AWS account it acts in (for APIs that name it, like Budgets).
+    pub fn aws_account(&self) -> &str {
+        &self.aws_account
+    }
+
     /// The account's default region.
     pub fn default_region(&self) -> &str {
         &self.default_region
@@ -111,6 +138,7 @@ struct CacheKey {
 struct Entry {
     sealed: Vec<u8>,
     expires_at: OffsetDateTime,
+    aws_account: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Zeroize)]
@@ -299,10 +327,12 @@ impl Broker {
         {
             return self.session_from(cached, &key, &account.region);
         }
-        let (plain, expires_at) = self.assume(account, user, &policy_json, duration).await?;
+        let (plain, expires_at, aws_account) =
+            self.assume(account, user, &policy_json, duration).await?;
         let fresh = Entry {
             sealed: self.encrypt(&plain, &key)?,
             expires_at,
+            aws_account,
         };
         let session = self.session_from(&fresh, &key, &account.region);
         *entry = Some(fresh);
@@ -315,7 +345,7 @@ impl Broker {
         user: &User,
         policy_json: &str,
         duration: Duration,
-    ) -> Result<(PlainCredentials, OffsetDateTime), BrokerError> {
+    ) -> Result<(PlainCredentials, OffsetDateTime, String), BrokerError> {
         let tenant = account.tenant_id.as_str();
         let role_arn = self
             .sealer
@@ -365,6 +395,7 @@ impl Broker {
                 session_token: credentials.session_token().to_owned(),
             },
             expires_at,
+            role_arn.account().to_owned(),
         ))
     }
 
@@ -416,6 +447,7 @@ impl Broker {
             ),
             sdk: self.sdk.clone(),
             default_region: region.to_owned(),
+            aws_account: entry.aws_account.clone(),
         })
     }
 }

@@ -17,6 +17,9 @@ use crate::store::LinkedAccount;
 /// The slot naming a region, shared by most operations.
 pub const REGION_SLOT: &str = "region";
 
+/// The slot naming one of the tenant's accounts ("in staging"), for account-wide changes.
+pub const ACCOUNT_SLOT: &str = "account";
+
 /// What the person said for one slot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Spoken {
@@ -248,6 +251,50 @@ impl Ask<'_> {
             .collect::<Vec<_>>()
             .join("-");
         Region::parse(&code).map(Some).map_err(|_| unknown(spoken))
+    }
+
+    /// The one account an account-wide change is for: the only one, or the one the person
+    /// named; else an [`Answer`] asking which (never a guess).
+    pub fn one_account(&self) -> Result<&LinkedAccount, Answer> {
+        if let [only] = self.accounts {
+            return Ok(only);
+        }
+        let names: Vec<String> = self.accounts.iter().map(|a| a.name.clone()).collect();
+        let which = || Answer::Elicit {
+            reply: Reply::WhichAccount {
+                accounts: names.clone(),
+            },
+            slot: ACCOUNT_SLOT,
+            context: None,
+        };
+        let Some(spoken) = self.value(ACCOUNT_SLOT) else {
+            return Err(which());
+        };
+        match names::find(spoken, self.accounts, |a| a.name.as_str()) {
+            names::Match::One(account) => self
+                .accounts
+                .iter()
+                .find(|a| a.id == account.id)
+                .ok_or_else(which),
+            _ => Err(which()),
+        }
+    }
+
+    /// A whole number the person said in `slot`, within `range`; `Ok(None)` when the slot is
+    /// empty, `Err` with what was said when it is no such number.
+    pub fn whole_number(
+        &self,
+        slot: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, String> {
+        let Some(spoken) = self.value(slot) else {
+            return Ok(None);
+        };
+        let digits = spoken.trim_start_matches('$').replace(',', "");
+        match digits.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(spoken.to_owned()),
+        }
     }
 
     /// Whether the tenant has more than one account (then answers name the account).

@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use super::ask::{Answer, Ask};
-use super::{ManagedTag, OpsError, SessionPolicy, cleanup, instances};
+use super::{ManagedTag, OpsError, SessionPolicy, budgets, cleanup, instances};
 use crate::cloud::broker::AwsSession;
 
 /// Whether an operation only reads, or changes the account and is held for a code.
@@ -70,8 +70,13 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 3] {
-    [&instances::Instances, &cleanup::Cleanup, &super::vpn::Vpn]
+pub fn families() -> [&'static dyn Family; 4] {
+    [
+        &instances::Instances,
+        &cleanup::Cleanup,
+        &super::vpn::Vpn,
+        &budgets::Budgets,
+    ]
 }
 
 /// Every declared operation, family by family.
@@ -98,6 +103,8 @@ pub enum Operation {
     Instance(instances::InstanceOperation),
     /// Delete exactly the unused resources a cleanup report listed.
     Cleanup(cleanup::CleanupOperation),
+    /// Set an account's monthly cost budget.
+    Budget(budgets::BudgetOperation),
 }
 
 /// What the guard found just before running.
@@ -118,6 +125,8 @@ pub enum Report {
     Instance(instances::InstanceOperation),
     /// What a cleanup deleted and what it could not.
     Cleanup(cleanup::CleanupResult),
+    /// The budget was set.
+    Budget(budgets::BudgetOperation),
 }
 
 /// How a run that got answers settled, for the record.
@@ -144,7 +153,7 @@ impl Done {
     /// How it settled: see [`Settled`].
     pub fn settled(&self) -> Settled {
         match &self.report {
-            Report::Instance(_) => Settled::Done,
+            Report::Instance(_) | Report::Budget(_) => Settled::Done,
             Report::Cleanup(result) if !result.unknown.is_empty() => Settled::Unknown,
             Report::Cleanup(result) if result.deleted.is_empty() => Settled::Refused,
             Report::Cleanup(_) => Settled::Done,
@@ -152,27 +161,58 @@ impl Done {
     }
 }
 
+/// What every critical operation can tell and do; [`Operation`] hands each call to its
+/// variant's implementation.
+#[async_trait::async_trait]
+pub trait Critical: Send + Sync {
+    /// The kind it is stored under (one per operation type, never reused).
+    fn kind(&self) -> &'static str;
+    /// Its stored form (without the kind).
+    fn to_stored(&self) -> Value;
+    /// voxgate's id of the linked account it acts in.
+    fn account_id(&self) -> &str;
+    /// The label of that account ("prod").
+    fn account_name(&self) -> &str;
+    /// The region it acts in (`global` for account-wide services).
+    fn region(&self) -> &str;
+    /// The canonical summary, e.g. "Stop web-1 in prod, Ireland".
+    fn summary(&self) -> String;
+    /// SHA-256 (hex) over a versioned canonical encoding of the exact parameters.
+    fn digest(&self) -> String;
+    /// The facts the companion app lists under the summary (account and region are added).
+    fn details(&self) -> Vec<(&'static str, String)>;
+    /// The session policy of the reads its guard makes.
+    fn guard_policy(&self) -> SessionPolicy;
+    /// The session policy of the change: exactly its actions on exactly its resources,
+    /// under the managed-tag condition where AWS supports it.
+    fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy;
+    /// Re-checks, just before running, that what was approved is still what would run.
+    async fn guard(
+        &self,
+        read: &AwsSession,
+        managed: &ManagedTag,
+        now: time::OffsetDateTime,
+    ) -> Result<Guard, OpsError>;
+    /// Runs it with `session` (whose clients never retry a change); sends nothing that
+    /// could not be answered before `deadline`.
+    async fn execute(
+        &self,
+        session: &AwsSession,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, OpsError>;
+}
+
+/// Every kind this build can read back.
+const KINDS: &[&str] = &[instances::KIND, cleanup::KIND, budgets::KIND];
+
 impl Operation {
-    /// The kind it is stored under, one per variant.
-    pub fn kind(&self) -> &'static str {
+    /// The variant's implementation.
+    fn critical(&self) -> &dyn Critical {
         match self {
-            Self::Instance(_) => instances::KIND,
-            Self::Cleanup(_) => cleanup::KIND,
+            Self::Instance(op) => op,
+            Self::Cleanup(op) => op,
+            Self::Budget(op) => op,
         }
-    }
-
-    /// Its stored form (without the kind); see [`Operation::from_stored`].
-    pub fn to_stored(&self) -> Value {
-        match self {
-            Self::Instance(op) => serde_json::to_value(op),
-            Self::Cleanup(op) => serde_json::to_value(op),
-        }
-        .unwrap_or(Value::Null)
-    }
-
-    /// Whether this build knows operations of `kind`.
-    pub fn knows_kind(kind: &str) -> bool {
-        [instances::KIND, cleanup::KIND].contains(&kind)
     }
 
     /// Reads back what [`Operation::to_stored`] wrote under `kind`; `None` for an unknown
@@ -184,39 +224,43 @@ impl Operation {
                 .ok()
                 .filter(|op| (1..=cleanup::MAX_PER_CLEANUP).contains(&op.resources.len()))
                 .map(Self::Cleanup),
+            budgets::KIND => serde_json::from_value::<budgets::BudgetOperation>(stored)
+                .ok()
+                .filter(|op| (1..=budgets::MAX_BUDGET).contains(&op.amount))
+                .map(Self::Budget),
             _ => None,
         }
     }
 
+    /// Whether this build knows operations of `kind`.
+    pub fn knows_kind(kind: &str) -> bool {
+        KINDS.contains(&kind)
+    }
+
+    /// The kind it is stored under, one per variant.
+    pub fn kind(&self) -> &'static str {
+        self.critical().kind()
+    }
+
+    /// Its stored form (without the kind); see [`Operation::from_stored`].
+    pub fn to_stored(&self) -> Value {
+        self.critical().to_stored()
+    }
+
     /// voxgate's id of the linked account it acts in.
     pub fn account_id(&self) -> &str {
-        match self {
-            Self::Instance(op) => &op.account_id,
-            Self::Cleanup(op) => &op.account_id,
-        }
+        self.critical().account_id()
     }
 
     /// The label of that account ("prod").
     pub fn account_name(&self) -> &str {
-        match self {
-            Self::Instance(op) => &op.account_name,
-            Self::Cleanup(op) => &op.account_name,
-        }
+        self.critical().account_name()
     }
 
     /// The facts the companion app lists under the summary, as (label, value), ending with
     /// the account and the region.
     pub fn details(&self) -> Vec<(&'static str, String)> {
-        let mut details = match self {
-            Self::Instance(op) => vec![
-                ("Action", op.action.verb().to_owned()),
-                (
-                    "Instance",
-                    format!("{} ({})", op.instance_name, op.instance_id),
-                ),
-            ],
-            Self::Cleanup(op) => op.details(),
-        };
+        let mut details = self.critical().details();
         details.push(("Account", self.account_name().to_owned()));
         details.push(("Region", self.region().to_owned()));
         details
@@ -224,45 +268,29 @@ impl Operation {
 
     /// The region it acts in.
     pub fn region(&self) -> &str {
-        match self {
-            Self::Instance(op) => &op.region,
-            Self::Cleanup(op) => &op.region,
-        }
+        self.critical().region()
     }
 
     /// The canonical summary: what Alexa reads back, the app, the card and the audit log
     /// show.
     pub fn summary(&self) -> String {
-        match self {
-            Self::Instance(op) => op.summary(),
-            Self::Cleanup(op) => op.summary(),
-        }
+        self.critical().summary()
     }
 
     /// SHA-256 (hex) over a versioned canonical encoding of the exact parameters: the
     /// one-time code is bound to it.
     pub fn digest(&self) -> String {
-        match self {
-            Self::Instance(op) => op.digest(),
-            Self::Cleanup(op) => op.digest(),
-        }
+        self.critical().digest()
     }
 
     /// The session policy of the reads its guard makes.
     pub fn guard_policy(&self) -> SessionPolicy {
-        match self {
-            Self::Instance(_) => instances::list_instances_policy(),
-            Self::Cleanup(_) => cleanup::report_policy(),
-        }
+        self.critical().guard_policy()
     }
 
-    /// The session policy of the change: exactly its actions on exactly its resources,
-    /// under the managed-tag condition where AWS supports it.
+    /// The session policy of the change.
     pub fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy {
-        match self {
-            Self::Instance(op) => op.policy(aws_account, managed),
-            Self::Cleanup(op) => op.policy(aws_account, managed),
-        }
+        self.critical().policy(aws_account, managed)
     }
 
     /// Re-checks, just before running (at `now`), that what was approved is still what
@@ -273,23 +301,16 @@ impl Operation {
         managed: &ManagedTag,
         now: time::OffsetDateTime,
     ) -> Result<Guard, OpsError> {
-        match self {
-            Self::Instance(op) => op.guard(read, managed).await,
-            Self::Cleanup(op) => op.guard(read, managed, now).await,
-        }
+        self.critical().guard(read, managed, now).await
     }
 
-    /// Runs it with `session` (whose clients never retry a change). An operation of several
-    /// calls sends none that could not be answered before `deadline`.
+    /// Runs it with `session`; see [`Critical::execute`].
     pub async fn execute(
         &self,
         session: &AwsSession,
         deadline: tokio::time::Instant,
     ) -> Result<Done, OpsError> {
-        match self {
-            Self::Instance(op) => op.execute(session).await,
-            Self::Cleanup(op) => op.execute(session, deadline).await,
-        }
+        self.critical().execute(session, deadline).await
     }
 }
 
@@ -304,6 +325,15 @@ pub(super) fn sha256_hex(canonical: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Examples of every critical operation.
+    fn all_examples() -> Vec<Operation> {
+        instances::examples()
+            .into_iter()
+            .chain(cleanup::examples())
+            .chain(budgets::examples())
+            .collect()
+    }
 
     #[test]
     fn every_operation_is_declared_once_with_a_known_intent() {
@@ -326,7 +356,7 @@ mod tests {
 
     #[test]
     fn every_critical_operation_reads_back_what_it_stored() {
-        for op in instances::examples().into_iter().chain(cleanup::examples()) {
+        for op in all_examples() {
             assert!(Operation::knows_kind(op.kind()));
             let read = Operation::from_stored(op.kind(), op.to_stored()).expect("read back");
             assert_eq!(read, op);
@@ -353,7 +383,8 @@ mod tests {
     fn every_critical_operations_digest_changes_with_any_parameter() {
         let cases = instances::variations()
             .into_iter()
-            .chain(cleanup::variations());
+            .chain(cleanup::variations())
+            .chain(budgets::variations());
         let mut count = 0;
         for (base, changed, relabelled) in cases {
             count += 1;
@@ -364,14 +395,8 @@ mod tests {
         }
         assert!(count >= 8, "only {count} variations");
         // Digests never collide across kinds.
-        let digests: std::collections::HashSet<String> = instances::examples()
-            .into_iter()
-            .chain(cleanup::examples())
-            .map(|op| op.digest())
-            .collect();
-        assert_eq!(
-            digests.len(),
-            instances::examples().len() + cleanup::examples().len()
-        );
+        let digests: std::collections::HashSet<String> =
+            all_examples().iter().map(Operation::digest).collect();
+        assert_eq!(digests.len(), all_examples().len());
     }
 }

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::ask::{Answer, Ask, card_section};
 use super::catalog::{
-    Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, sha256_hex,
+    Critical, Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, sha256_hex,
 };
 use super::reply::Reply;
 use super::words::monthly;
@@ -482,6 +482,66 @@ pub fn counted(resources: &[Unused]) -> String {
 /// "$12.34".
 pub fn dollars(cents: u64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+#[async_trait::async_trait]
+impl Critical for CleanupOperation {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn to_stored(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    fn account_name(&self) -> &str {
+        &self.account_name
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn summary(&self) -> String {
+        CleanupOperation::summary(self)
+    }
+
+    fn digest(&self) -> String {
+        CleanupOperation::digest(self)
+    }
+
+    fn details(&self) -> Vec<(&'static str, String)> {
+        CleanupOperation::details(self)
+    }
+
+    fn guard_policy(&self) -> SessionPolicy {
+        report_policy()
+    }
+
+    fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy {
+        CleanupOperation::policy(self, aws_account, managed)
+    }
+
+    async fn guard(
+        &self,
+        read: &AwsSession,
+        managed: &ManagedTag,
+        now: OffsetDateTime,
+    ) -> Result<Guard, OpsError> {
+        CleanupOperation::guard(self, read, managed, now).await
+    }
+
+    async fn execute(
+        &self,
+        session: &AwsSession,
+        deadline: tokio::time::Instant,
+    ) -> Result<Done, OpsError> {
+        CleanupOperation::execute(self, session, deadline).await
+    }
 }
 
 impl CleanupOperation {

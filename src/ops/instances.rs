@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::ask::{Answer, Ask, Reached, card_section};
 use super::catalog::{
-    Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, SlotSpec, sha256_hex,
+    Critical, Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, SlotSpec,
+    sha256_hex,
 };
 use super::names::{self, Match};
 use super::reply::Reply;
@@ -699,6 +700,72 @@ fn pick(spoken: &str, offered: &[Found]) -> Option<Found> {
             })
         })
         .or_else(|| only(&|f| names::normalise(f.instance.label()) == wanted))
+}
+
+#[async_trait::async_trait]
+impl Critical for InstanceOperation {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn to_stored(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    fn account_name(&self) -> &str {
+        &self.account_name
+    }
+
+    fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn summary(&self) -> String {
+        InstanceOperation::summary(self)
+    }
+
+    fn digest(&self) -> String {
+        InstanceOperation::digest(self)
+    }
+
+    fn details(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("Action", self.action.verb().to_owned()),
+            (
+                "Instance",
+                format!("{} ({})", self.instance_name, self.instance_id),
+            ),
+        ]
+    }
+
+    fn guard_policy(&self) -> SessionPolicy {
+        list_instances_policy()
+    }
+
+    fn policy(&self, aws_account: &str, managed: &ManagedTag) -> SessionPolicy {
+        InstanceOperation::policy(self, aws_account, managed)
+    }
+
+    async fn guard(
+        &self,
+        read: &AwsSession,
+        managed: &ManagedTag,
+        _now: time::OffsetDateTime,
+    ) -> Result<Guard, OpsError> {
+        InstanceOperation::guard(self, read, managed).await
+    }
+
+    async fn execute(
+        &self,
+        session: &AwsSession,
+        _deadline: tokio::time::Instant,
+    ) -> Result<Done, OpsError> {
+        InstanceOperation::execute(self, session).await
+    }
 }
 
 /// One instance by id, if it exists (and is not terminated).

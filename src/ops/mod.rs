@@ -5,6 +5,7 @@
 //! into sentences.
 
 pub mod ask;
+pub mod budgets;
 pub mod catalog;
 pub mod cleanup;
 pub mod instances;

@@ -2,6 +2,7 @@
 //! has one sentence (per locale) for each variant.
 
 use super::ask::Scoped;
+use super::budgets::BudgetInfo;
 use super::cleanup::Unused;
 use super::instances::{InstanceCounts, InstanceState};
 use super::vpn::VpnConnection;
@@ -74,4 +75,32 @@ pub enum Reply {
     },
     /// VPN connections and their tunnels, per account and region.
     Vpn(Vec<Scoped<Vec<VpnConnection>>>),
+    /// Which account? (for an account-wide change, when the tenant has several)
+    WhichAccount {
+        /// The account labels.
+        accounts: Vec<String>,
+    },
+    /// Asks for an amount in dollars.
+    AskAmount,
+    /// What was said is no amount voxgate takes; asks again.
+    BadAmount {
+        /// What was said.
+        spoken: String,
+    },
+    /// Each account's monthly budgets (the region is left empty: budgets are account-wide).
+    Budgets(Vec<Scoped<Vec<BudgetInfo>>>),
+    /// The account has several monthly budgets and none is voxgate's: not changed by voice.
+    SeveralBudgets {
+        /// The account.
+        account: String,
+        /// How many.
+        count: usize,
+    },
+    /// The budget already has that amount: nothing to hold.
+    BudgetAlready {
+        /// The account.
+        account: String,
+        /// The amount, in dollars.
+        amount: u64,
+    },
 }

@@ -328,6 +328,13 @@ pub fn en_us(line: &Line) -> String {
             return format!("{doing} {} now.", op.instance_name);
         }
         Line::Done(Report::Cleanup(result)) => return cleaned(result),
+        Line::Done(Report::Budget(op)) => {
+            return format!(
+                "Done. The monthly budget of {} is now {}.",
+                op.account_name,
+                dollars(op.amount)
+            );
+        }
         Line::ChangedSinceApproval => {
             "Something changed since you approved it, so I didn't run it. Nothing was \
              changed. Ask again to see what can be done now."
@@ -390,6 +397,13 @@ pub fn en_us(line: &Line) -> String {
              resources were deleted. Please check them in your account before asking again; I \
              won't retry it."
         }
+        Line::OutcomeUnknown(op) => {
+            return format!(
+                "I asked AWS, but got no clear answer, so I can't tell whether this happened: \
+                 {}. Please check before asking again; I won't retry it.",
+                lower_first(&op.summary())
+            );
+        }
         Line::TooLateToCancel { summary } => {
             return format!("Too late to cancel: {summary} was already approved and is running.");
         }
@@ -410,6 +424,9 @@ pub fn en_us(line: &Line) -> String {
             "One of those resources no longer carries voxgate's tag, so I didn't delete \
              anything. Nothing was changed."
         }
+        Line::NoLongerManaged(_) => {
+            "That no longer carries voxgate's tag, so I didn't run it. Nothing was changed."
+        }
         Line::ReplaceAsk { old, new } => {
             return format!(
                 "You already have an approval waiting: {old}. Should I replace it with: {new}?"
@@ -426,12 +443,69 @@ pub fn en_us(line: &Line) -> String {
     text.to_owned()
 }
 
-/// "In prod, Ireland" (the account only when the tenant has several).
+/// "In prod, Ireland" (the account only when the tenant has several; no region for
+/// account-wide answers, so possibly nothing at all).
 fn in_scope(scope: &Scope) -> String {
     let region = crate::cloud::arn::Region::words(&scope.region);
-    match &scope.account {
-        Some(account) => format!("In {account}, {region}"),
-        None => format!("In {region}"),
+    match (&scope.account, region.is_empty()) {
+        (Some(account), false) => format!("In {account}, {region}"),
+        (Some(account), true) => format!("In {account}"),
+        (None, false) => format!("In {region}"),
+        (None, true) => String::new(),
+    }
+}
+
+/// "{place}, {rest}", or `rest` with a capital when there is no place to say.
+fn lead(place: &str, rest: &str) -> String {
+    if place.is_empty() {
+        let mut chars = rest.chars();
+        match chars.next() {
+            Some(first) => first.to_uppercase().chain(chars).collect(),
+            None => String::new(),
+        }
+    } else {
+        format!("{place}, {rest}")
+    }
+}
+
+/// "500 dollars", "1 dollar", "1,500 dollars" (exact whole dollars).
+fn dollars(amount: u64) -> String {
+    format!(
+        "{} dollar{}",
+        crate::ops::words::thousands(amount),
+        if amount == 1 { "" } else { "s" }
+    )
+}
+
+fn budgets_text(place: &str, budgets: &[crate::ops::budgets::BudgetInfo]) -> String {
+    let one = |b: &crate::ops::budgets::BudgetInfo| {
+        let limit = crate::ops::words::money(b.limit_hundredths, &b.unit);
+        match (b.spent_hundredths, b.percent_used()) {
+            (Some(spent), Some(percent)) => format!(
+                "{limit} a month, and you've used {} of it, {percent} percent",
+                crate::ops::words::money(spent, &b.unit)
+            ),
+            _ => format!("{limit} a month"),
+        }
+    };
+    match budgets {
+        [] => lead(
+            place,
+            "you have no monthly budget. You can say \"set my monthly budget to 500 dollars\".",
+        ),
+        [b] => lead(place, &format!("your monthly budget is {}.", one(b))),
+        several => lead(
+            place,
+            &format!(
+                "you have {} monthly budgets: {}.",
+                several.len(),
+                several
+                    .iter()
+                    .map(|b| format!("{}, {}", b.name, one(b)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
     }
 }
 
@@ -454,7 +528,7 @@ fn per_scope<T>(scopes: &[Scoped<T>], text: impl Fn(&str, &T) -> String) -> Stri
             let place = in_scope(&scoped.scope);
             match &scoped.found {
                 Ok(found) => text(&place, found),
-                Err(failure) => format!("{place}, {}.", failure_text(*failure)),
+                Err(failure) => format!("{}.", lead(&place, failure_text(*failure))),
             }
         })
         .collect::<Vec<_>>()
@@ -513,6 +587,24 @@ fn reply_text(reply: &Reply) -> String {
             if *unmanaged == 1 { "it" } else { "them" }
         ),
         Reply::Vpn(scopes) => per_scope(scopes, |place, found| vpn_text(place, found)),
+        Reply::WhichAccount { accounts } => {
+            format!("Which account: {}?", list_with(accounts, "or"))
+        }
+        Reply::AskAmount => "What amount, in dollars?".to_owned(),
+        Reply::BadAmount { spoken } => format!(
+            "{spoken} isn't an amount I can use: say a whole number of dollars from 1 to \
+             1,000,000. What amount, in dollars?"
+        ),
+        Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
+        Reply::SeveralBudgets { account, count } => format!(
+            "{account} has {count} monthly budgets, so I won't guess which one to change. \
+             Nothing was changed. Change it in the AWS console, or name one voxgate-monthly."
+        ),
+        Reply::BudgetAlready { account, amount } => format!(
+            "The monthly budget of {account} is already {}, so there's nothing to do. Nothing \
+             was changed.",
+            dollars(*amount)
+        ),
     }
 }
 
@@ -713,7 +805,7 @@ mod tests {
             Line::NoLongerManaged(cleanup_op()),
             Line::Done(Report::Instance(match instance_op() {
                 Operation::Instance(op) => op,
-                Operation::Cleanup(_) => unreachable!(),
+                _ => unreachable!(),
             })),
             Line::Done(Report::Cleanup(CleanupResult {
                 deleted: vec![unused(cleanup::ResourceKind::Volume)],
@@ -748,6 +840,34 @@ mod tests {
                     tunnels: 2,
                 }]),
             }])),
+            Line::Reply(Reply::WhichAccount {
+                accounts: vec!["prod".into(), "staging".into()],
+            }),
+            Line::Reply(Reply::AskAmount),
+            Line::Reply(Reply::BadAmount {
+                spoken: "-5".into(),
+            }),
+            Line::Reply(Reply::Budgets(vec![Scoped {
+                scope: Scope {
+                    account: None,
+                    region: String::new(),
+                },
+                found: Ok(vec![crate::ops::budgets::BudgetInfo {
+                    name: "monthly".into(),
+                    limit: "500.0".into(),
+                    limit_hundredths: 50_000,
+                    spent_hundredths: Some(4_210),
+                    unit: "USD".into(),
+                }]),
+            }])),
+            Line::Reply(Reply::SeveralBudgets {
+                account: "prod".into(),
+                count: 2,
+            }),
+            Line::Reply(Reply::BudgetAlready {
+                account: "prod".into(),
+                amount: 500,
+            }),
             Line::TooLateToCancel {
                 summary: "Stop instance web-1".into(),
             },
@@ -850,6 +970,28 @@ mod tests {
 #[cfg(test)]
 mod more_tests {
     use super::*;
+
+    #[test]
+    fn a_budget_is_said_with_how_much_of_it_is_used() {
+        let line = Line::Reply(Reply::Budgets(vec![Scoped {
+            scope: Scope {
+                account: None,
+                region: String::new(),
+            },
+            found: Ok(vec![crate::ops::budgets::BudgetInfo {
+                name: "monthly".into(),
+                limit: "500.0".into(),
+                limit_hundredths: 50_000,
+                spent_hundredths: Some(4_210),
+                unit: "USD".into(),
+            }]),
+        }]));
+        assert_eq!(
+            line.text(Locale::EnUs),
+            "Your monthly budget is about 500 dollars a month, and you've used about 42 dollars \
+             of it, 8 percent."
+        );
+    }
 
     #[test]
     fn a_held_operation_is_read_back_as_a_spoken_request() {
