@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::aws::sdk_in;
 use common::scene::*;
 use common::*;
 
@@ -132,8 +133,7 @@ async fn a_budget_changed_after_approval_is_not_overwritten() {
     let held = scene.ask("SetBudgetIntent", &[("amount", "400")]).await;
     assert!(speech(&held).contains("(now 300 dollars)"), "{held}");
     // The budget goes away behind voxgate's back before the code is said.
-    budgets_client(&scene)
-        .await
+    aws_sdk_budgets::Client::new(&sdk_in(&scene.account, "us-east-1").await)
         .delete_budget()
         .account_id(&scene.account)
         .budget_name("voxgate-monthly")
@@ -148,29 +148,4 @@ async fn a_budget_changed_after_approval_is_not_overwritten() {
     );
     assert_eq!(count(&scene.proxy, "UpdateBudget"), 0);
     assert_eq!(count(&scene.proxy, "CreateBudget"), 1);
-}
-
-/// A Budgets client acting in the scene's account, for changes behind voxgate's back.
-async fn budgets_client(scene: &Scene) -> aws_sdk_budgets::Client {
-    let base = common::aws::sdk_config(&common::aws::MOTO);
-    let sts = aws_sdk_sts::Client::new(&base);
-    let out = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{}:role/seeder", scene.account))
-        .role_session_name("seeder")
-        .send()
-        .await
-        .unwrap();
-    let c = out.credentials().unwrap();
-    let config = aws_sdk_budgets::config::Builder::from(&base)
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_owned()),
-            None,
-            "seeder",
-        ))
-        .region(aws_sdk_budgets::config::Region::new("us-east-1"))
-        .build();
-    aws_sdk_budgets::Client::from_conf(config)
 }

@@ -70,12 +70,13 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 4] {
+pub fn families() -> [&'static dyn Family; 5] {
     [
         &instances::Instances,
         &cleanup::Cleanup,
         &super::vpn::Vpn,
         &budgets::Budgets,
+        &super::alarms::Alarms,
     ]
 }
 
@@ -105,6 +106,8 @@ pub enum Operation {
     Cleanup(cleanup::CleanupOperation),
     /// Set an account's monthly cost budget.
     Budget(budgets::BudgetOperation),
+    /// See [`super::alarms`].
+    Alarm(super::alarms::AlarmOperation),
 }
 
 /// What the guard found just before running.
@@ -127,6 +130,8 @@ pub enum Report {
     Cleanup(cleanup::CleanupResult),
     /// The budget was set.
     Budget(budgets::BudgetOperation),
+    /// See [`super::alarms`].
+    Alarm(super::alarms::AlarmOperation),
 }
 
 /// How a run that got answers settled, for the record.
@@ -153,7 +158,7 @@ impl Done {
     /// How it settled: see [`Settled`].
     pub fn settled(&self) -> Settled {
         match &self.report {
-            Report::Instance(_) | Report::Budget(_) => Settled::Done,
+            Report::Instance(_) | Report::Budget(_) | Report::Alarm(_) => Settled::Done,
             Report::Cleanup(result) if !result.unknown.is_empty() => Settled::Unknown,
             Report::Cleanup(result) if result.deleted.is_empty() => Settled::Refused,
             Report::Cleanup(_) => Settled::Done,
@@ -203,7 +208,12 @@ pub trait Critical: Send + Sync {
 }
 
 /// Every kind this build can read back.
-const KINDS: &[&str] = &[instances::KIND, cleanup::KIND, budgets::KIND];
+const KINDS: &[&str] = &[
+    instances::KIND,
+    cleanup::KIND,
+    budgets::KIND,
+    super::alarms::KIND,
+];
 
 impl Operation {
     /// The variant's implementation.
@@ -212,6 +222,7 @@ impl Operation {
             Self::Instance(op) => op,
             Self::Cleanup(op) => op,
             Self::Budget(op) => op,
+            Self::Alarm(op) => op,
         }
     }
 
@@ -228,6 +239,10 @@ impl Operation {
                 .ok()
                 .filter(|op| (1..=budgets::MAX_BUDGET).contains(&op.amount))
                 .map(Self::Budget),
+            super::alarms::KIND => serde_json::from_value::<super::alarms::AlarmOperation>(stored)
+                .ok()
+                .filter(|op| (1..=100).contains(&op.percent))
+                .map(Self::Alarm),
             _ => None,
         }
     }
@@ -332,6 +347,7 @@ mod tests {
             .into_iter()
             .chain(cleanup::examples())
             .chain(budgets::examples())
+            .chain(crate::ops::alarms::examples())
             .collect()
     }
 
@@ -384,7 +400,8 @@ mod tests {
         let cases = instances::variations()
             .into_iter()
             .chain(cleanup::variations())
-            .chain(budgets::variations());
+            .chain(budgets::variations())
+            .chain(crate::ops::alarms::variations());
         let mut count = 0;
         for (base, changed, relabelled) in cases {
             count += 1;

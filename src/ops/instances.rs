@@ -22,7 +22,8 @@ pub const KIND: &str = "ec2-instance";
 /// The slot naming an instance ("the web server").
 pub const INSTANCE_SLOT: &str = "instance";
 
-const INSTANCE: SlotSpec = SlotSpec {
+/// The instance slot.
+pub const INSTANCE: SlotSpec = SlotSpec {
     name: INSTANCE_SLOT,
     slot_type: "INSTANCE_NAME",
 };
@@ -511,10 +512,13 @@ async fn change(ask: &Ask<'_>, action: Action) -> Result<Answer, Answer> {
 
 /// An instance the person named, where it is.
 #[derive(Debug, Clone)]
-struct Found {
-    account: LinkedAccount,
-    region: String,
-    instance: InstanceInfo,
+pub struct Found {
+    /// Its account.
+    pub account: LinkedAccount,
+    /// Its region.
+    pub region: String,
+    /// The instance.
+    pub instance: InstanceInfo,
 }
 
 /// The context kept while voxgate asks "which one?": the candidates' accounts and ids.
@@ -522,7 +526,7 @@ const CANDIDATES: &str = "instanceCandidates";
 
 /// The instance the person named across the tenant's accounts; or the answer instead:
 /// which one (asked once, then voxgate stops asking), or that there is none.
-async fn named(ask: &Ask<'_>) -> Result<Found, Answer> {
+pub async fn named(ask: &Ask<'_>) -> Result<Found, Answer> {
     let region = ask.region()?;
     let Some(spoken) = ask.value(INSTANCE_SLOT).map(str::to_owned) else {
         return Err(Answer::Elicit {

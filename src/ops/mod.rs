@@ -4,6 +4,7 @@
 //! of HTTP or Alexa; the broker hands it sessions, the skill turns its results and errors
 //! into sentences.
 
+pub mod alarms;
 pub mod ask;
 pub mod budgets;
 pub mod catalog;

@@ -103,4 +103,20 @@ pub enum Reply {
         /// The amount, in dollars.
         amount: u64,
     },
+    /// The alarms firing, by name, per account and region.
+    AlarmsFiring(Vec<Scoped<Vec<String>>>),
+    /// Asks for a percentage.
+    AskPercent,
+    /// What was said is no percentage from 1 to 100; asks again.
+    BadPercent {
+        /// What was said.
+        spoken: String,
+    },
+    /// The CPU alarm already has that threshold: nothing to hold.
+    AlarmAlready {
+        /// The instance.
+        name: String,
+        /// The threshold.
+        percent: u64,
+    },
 }

@@ -328,6 +328,12 @@ pub fn en_us(line: &Line) -> String {
             return format!("{doing} {} now.", op.instance_name);
         }
         Line::Done(Report::Cleanup(result)) => return cleaned(result),
+        Line::Done(Report::Alarm(op)) => {
+            return format!(
+                "Done. The alarm fires when {}'s CPU is over {} percent.",
+                op.instance_name, op.percent
+            );
+        }
         Line::Done(Report::Budget(op)) => {
             return format!(
                 "Done. The monthly budget of {} is now {}.",
@@ -595,6 +601,23 @@ fn reply_text(reply: &Reply) -> String {
             "{spoken} isn't an amount I can use: say a whole number of dollars from 1 to \
              1,000,000. What amount, in dollars?"
         ),
+        Reply::AlarmsFiring(scopes) => per_scope(scopes, |place, names| match names.as_slice() {
+            [] => lead(place, "no alarm is firing."),
+            [one] => lead(place, &format!("1 alarm is firing: {one}.")),
+            many => lead(
+                place,
+                &format!("{} alarms are firing: {}.", many.len(), list(many)),
+            ),
+        }),
+        Reply::AskPercent => "Over what percentage of CPU, from 1 to 100?".to_owned(),
+        Reply::BadPercent { spoken } => format!(
+            "{spoken} isn't a percentage I can use: say a whole number from 1 to 100. Over \
+             what percentage?"
+        ),
+        Reply::AlarmAlready { name, percent } => format!(
+            "There's already an alarm for {name}'s CPU over {percent} percent, so there's \
+             nothing to do. Nothing was changed."
+        ),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
             "{account} has {count} monthly budgets, so I won't guess which one to change. \
@@ -844,6 +867,18 @@ mod tests {
                 accounts: vec!["prod".into(), "staging".into()],
             }),
             Line::Reply(Reply::AskAmount),
+            Line::Reply(Reply::AlarmsFiring(vec![Scoped {
+                scope: scope.clone(),
+                found: Ok(vec!["web-cpu".into(), "db-disk".into()]),
+            }])),
+            Line::Reply(Reply::AskPercent),
+            Line::Reply(Reply::BadPercent {
+                spoken: "120".into(),
+            }),
+            Line::Reply(Reply::AlarmAlready {
+                name: "web-1".into(),
+                percent: 80,
+            }),
             Line::Reply(Reply::BadAmount {
                 spoken: "-5".into(),
             }),

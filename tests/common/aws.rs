@@ -406,6 +406,32 @@ pub async fn ec2_at(endpoint: &str, account: &str, region: &str) -> aws_sdk_ec2:
     aws_sdk_ec2::Client::from_conf(config)
 }
 
+/// SDK settings acting in `account` (through AssumeRole, as moto's multi-account mode
+/// works), in `region`: any service's client for seeding, e.g.
+/// `aws_sdk_cloudwatch::Client::new(&sdk_in(&account, "eu-west-1").await)`.
+#[allow(dead_code)]
+pub async fn sdk_in(account: &str, region: &str) -> SdkConfig {
+    let base = sdk_config(&MOTO);
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seeder"))
+        .role_session_name("seeder")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    base.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_owned()),
+            None,
+            "seeder",
+        )))
+        .region(Region::new(region.to_owned()))
+        .build()
+}
+
 /// Runs an instance named `name` with extra tags; stops it if `running` is false.
 pub async fn seed_instance(
     ec2: &aws_sdk_ec2::Client,
