@@ -70,13 +70,14 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 5] {
+pub fn families() -> [&'static dyn Family; 6] {
     [
         &instances::Instances,
         &cleanup::Cleanup,
         &super::vpn::Vpn,
         &budgets::Budgets,
         &super::alarms::Alarms,
+        &super::ssm::Ssm,
     ]
 }
 
@@ -108,6 +109,8 @@ pub enum Operation {
     Budget(budgets::BudgetOperation),
     /// See [`super::alarms`].
     Alarm(super::alarms::AlarmOperation),
+    /// See [`super::ssm`].
+    HealthCheck(super::ssm::HealthCheckOperation),
 }
 
 /// What the guard found just before running.
@@ -132,6 +135,8 @@ pub enum Report {
     Budget(budgets::BudgetOperation),
     /// See [`super::alarms`].
     Alarm(super::alarms::AlarmOperation),
+    /// See [`super::ssm`]: the command SSM took.
+    HealthCheck(super::ssm::HealthCheckSent),
 }
 
 /// How a run that got answers settled, for the record.
@@ -158,7 +163,9 @@ impl Done {
     /// How it settled: see [`Settled`].
     pub fn settled(&self) -> Settled {
         match &self.report {
-            Report::Instance(_) | Report::Budget(_) | Report::Alarm(_) => Settled::Done,
+            Report::Instance(_) | Report::Budget(_) | Report::Alarm(_) | Report::HealthCheck(_) => {
+                Settled::Done
+            }
             Report::Cleanup(result) if !result.unknown.is_empty() => Settled::Unknown,
             Report::Cleanup(result) if result.deleted.is_empty() => Settled::Refused,
             Report::Cleanup(_) => Settled::Done,
@@ -213,6 +220,7 @@ const KINDS: &[&str] = &[
     cleanup::KIND,
     budgets::KIND,
     super::alarms::KIND,
+    super::ssm::KIND,
 ];
 
 impl Operation {
@@ -223,6 +231,7 @@ impl Operation {
             Self::Cleanup(op) => op,
             Self::Budget(op) => op,
             Self::Alarm(op) => op,
+            Self::HealthCheck(op) => op,
         }
     }
 
@@ -243,6 +252,10 @@ impl Operation {
                 .ok()
                 .filter(|op| (1..=100).contains(&op.percent))
                 .map(Self::Alarm),
+            super::ssm::KIND => serde_json::from_value::<super::ssm::HealthCheckOperation>(stored)
+                .ok()
+                .filter(|op| op.document == crate::ops::ssm::HEALTH_CHECK_DOCUMENT)
+                .map(Self::HealthCheck),
             _ => None,
         }
     }
@@ -348,6 +361,7 @@ mod tests {
             .chain(cleanup::examples())
             .chain(budgets::examples())
             .chain(crate::ops::alarms::examples())
+            .chain(crate::ops::ssm::examples())
             .collect()
     }
 
@@ -401,7 +415,8 @@ mod tests {
             .into_iter()
             .chain(cleanup::variations())
             .chain(budgets::variations())
-            .chain(crate::ops::alarms::variations());
+            .chain(crate::ops::alarms::variations())
+            .chain(crate::ops::ssm::variations());
         let mut count = 0;
         for (base, changed, relabelled) in cases {
             count += 1;

@@ -12,6 +12,7 @@ pub mod cleanup;
 pub mod instances;
 pub mod names;
 pub mod reply;
+pub mod ssm;
 pub mod vpn;
 pub mod words;
 

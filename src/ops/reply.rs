@@ -5,6 +5,7 @@ use super::ask::Scoped;
 use super::budgets::BudgetInfo;
 use super::cleanup::Unused;
 use super::instances::{InstanceCounts, InstanceState};
+use super::ssm::AgentState;
 use super::vpn::VpnConnection;
 
 /// Something a family answers.
@@ -118,5 +119,19 @@ pub enum Reply {
         name: String,
         /// The threshold.
         percent: u64,
+    },
+    /// The SSM agent of an instance.
+    SsmAgent {
+        /// The instance.
+        name: String,
+        /// What SSM knows of its agent.
+        state: AgentState,
+    },
+    /// The latest health check of an instance.
+    HealthCheckStatus {
+        /// The instance.
+        name: String,
+        /// Its command's status ("Success", "InProgress", …), if one was ever sent.
+        status: Option<String>,
     },
 }

@@ -334,6 +334,14 @@ pub fn en_us(line: &Line) -> String {
                 op.instance_name, op.percent
             );
         }
+        Line::Done(Report::HealthCheck(sent)) => {
+            return format!(
+                "Sent the health check to {}; SSM has it as {}. Ask \"how did the health check \
+                 go\" in a minute.",
+                sent.op.instance_name,
+                command_status(&sent.status)
+            );
+        }
         Line::Done(Report::Budget(op)) => {
             return format!(
                 "Done. The monthly budget of {} is now {}.",
@@ -472,6 +480,19 @@ fn lead(place: &str, rest: &str) -> String {
     } else {
         format!("{place}, {rest}")
     }
+}
+
+/// An SSM status as it is said: "ConnectionLost" → "connection lost", "InProgress" → "in
+/// progress".
+fn command_status(status: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in status.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 /// "500 dollars", "1 dollar", "1,500 dollars" (exact whole dollars).
@@ -617,6 +638,34 @@ fn reply_text(reply: &Reply) -> String {
         Reply::AlarmAlready { name, percent } => format!(
             "There's already an alarm for {name}'s CPU over {percent} percent, so there's \
              nothing to do. Nothing was changed."
+        ),
+        Reply::SsmAgent { name, state } => match state {
+            crate::ops::ssm::AgentState::Online(_) => {
+                format!("Yes, the SSM agent on {name} is online.")
+            }
+            crate::ops::ssm::AgentState::Lost(status) => format!(
+                "The SSM agent on {name} isn't answering: SSM says {}.",
+                command_status(status)
+            ),
+            crate::ops::ssm::AgentState::NotRegistered => format!(
+                "{name} isn't registered with SSM, so its agent isn't running, or it can't reach \
+                 SSM."
+            ),
+        },
+        Reply::HealthCheckStatus { name, status: None } => format!(
+            "No health check has been run on {name} yet. Say \"run the health check on {name}\"."
+        ),
+        Reply::HealthCheckStatus {
+            name,
+            status: Some(status),
+        } => format!(
+            "The last health check on {name} {}.",
+            match status.as_str() {
+                "Success" => "succeeded".to_owned(),
+                "Failed" => "failed".to_owned(),
+                "Pending" | "InProgress" => "is still running".to_owned(),
+                other => format!("ended as {}", command_status(other)),
+            }
         ),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
@@ -872,6 +921,14 @@ mod tests {
                 found: Ok(vec!["web-cpu".into(), "db-disk".into()]),
             }])),
             Line::Reply(Reply::AskPercent),
+            Line::Reply(Reply::SsmAgent {
+                name: "web-1".into(),
+                state: crate::ops::ssm::AgentState::Lost("ConnectionLost".into()),
+            }),
+            Line::Reply(Reply::HealthCheckStatus {
+                name: "web-1".into(),
+                status: Some("InProgress".into()),
+            }),
             Line::Reply(Reply::BadPercent {
                 spoken: "120".into(),
             }),

@@ -329,10 +329,9 @@ impl RecordingProxy {
     /// `UpdateBudget`), whose request is what the test checks.
     #[allow(dead_code)]
     pub fn answer(&self, action: &str, body: &str) {
-        self.answered
-            .lock()
-            .unwrap()
-            .push((action.to_owned(), body.to_owned()));
+        let mut answered = self.answered.lock().unwrap();
+        answered.retain(|(a, _)| a != action);
+        answered.push((action.to_owned(), body.to_owned()));
     }
 
     /// From now on, requests for `action` are carried out by moto but answered with an EC2
