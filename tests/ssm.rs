@@ -115,6 +115,8 @@ async fn the_health_check_runs_the_customers_document_on_a_managed_instance() {
         .unwrap();
     assert_eq!(sent.json()["DocumentName"], "voxgate-HealthCheck");
     assert_eq!(sent.json()["InstanceIds"], json!([scene.web1]));
+    let card = done["response"]["card"]["content"].as_str().unwrap();
+    assert!(card.contains("SSM command "), "{card}");
 
     let result = scene
         .ask("HealthCheckResultIntent", &[("instance", "web one")])

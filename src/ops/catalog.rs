@@ -160,6 +160,19 @@ pub struct Done {
 }
 
 impl Done {
+    /// The card after a run: what was approved, and the ids to look it up by (AWS request
+    /// ids; the SSM command id).
+    pub fn card(&self, summary: &str) -> String {
+        let mut lines = vec![format!("Done: {summary}")];
+        if let Report::HealthCheck(sent) = &self.report {
+            lines.push(format!("SSM command {}, {}", sent.command_id, sent.status));
+        }
+        if let Some(id) = &self.request_id {
+            lines.push(format!("AWS request {id}"));
+        }
+        lines.join("\n")
+    }
+
     /// How it settled: see [`Settled`].
     pub fn settled(&self) -> Settled {
         match &self.report {

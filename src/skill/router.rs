@@ -431,7 +431,10 @@ impl Skill {
                     Settled::Unknown => Execution::Unknown(detail.unwrap_or_default()),
                 };
                 self.finish(challenge, execution, acting).await;
-                turn.say(Line::Done(done.report)).end_session(true)
+                let card = done.card(&challenge.summary);
+                turn.say(Line::Done(done.report))
+                    .simple_card(Line::CardTitle.text(turn.locale), card)
+                    .end_session(true)
             }
             Run::NotManaged => {
                 self.finish(
