@@ -70,7 +70,7 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 6] {
+pub fn families() -> [&'static dyn Family; 7] {
     [
         &instances::Instances,
         &cleanup::Cleanup,
@@ -78,6 +78,7 @@ pub fn families() -> [&'static dyn Family; 6] {
         &budgets::Budgets,
         &super::alarms::Alarms,
         &super::ssm::Ssm,
+        &super::cloudfront::CloudFront,
     ]
 }
 
@@ -111,6 +112,8 @@ pub enum Operation {
     Alarm(super::alarms::AlarmOperation),
     /// See [`super::ssm`].
     HealthCheck(super::ssm::HealthCheckOperation),
+    /// See [`super::cloudfront`].
+    Invalidation(super::cloudfront::InvalidationOperation),
 }
 
 /// What the guard found just before running.
@@ -137,6 +140,8 @@ pub enum Report {
     Alarm(super::alarms::AlarmOperation),
     /// See [`super::ssm`]: the command SSM took.
     HealthCheck(super::ssm::HealthCheckSent),
+    /// See [`super::cloudfront`]: the invalidation CloudFront took.
+    Invalidation(super::cloudfront::InvalidationSent),
 }
 
 /// How a run that got answers settled, for the record.
@@ -167,6 +172,12 @@ impl Done {
         if let Report::HealthCheck(sent) = &self.report {
             lines.push(format!("SSM command {}, {}", sent.command_id, sent.status));
         }
+        if let Report::Invalidation(sent) = &self.report {
+            lines.push(format!(
+                "CloudFront invalidation {}, {}",
+                sent.id, sent.status
+            ));
+        }
         if let Some(id) = &self.request_id {
             lines.push(format!("AWS request {id}"));
         }
@@ -176,12 +187,10 @@ impl Done {
     /// How it settled: see [`Settled`].
     pub fn settled(&self) -> Settled {
         match &self.report {
-            Report::Instance(_) | Report::Budget(_) | Report::Alarm(_) | Report::HealthCheck(_) => {
-                Settled::Done
-            }
             Report::Cleanup(result) if !result.unknown.is_empty() => Settled::Unknown,
             Report::Cleanup(result) if result.deleted.is_empty() => Settled::Refused,
-            Report::Cleanup(_) => Settled::Done,
+            // A single call AWS answered: done.
+            _ => Settled::Done,
         }
     }
 }
@@ -234,6 +243,7 @@ const KINDS: &[&str] = &[
     budgets::KIND,
     super::alarms::KIND,
     super::ssm::KIND,
+    super::cloudfront::KIND,
 ];
 
 impl Operation {
@@ -245,6 +255,7 @@ impl Operation {
             Self::Budget(op) => op,
             Self::Alarm(op) => op,
             Self::HealthCheck(op) => op,
+            Self::Invalidation(op) => op,
         }
     }
 
@@ -269,6 +280,12 @@ impl Operation {
                 .ok()
                 .filter(|op| op.document == crate::ops::ssm::HEALTH_CHECK_DOCUMENT)
                 .map(Self::HealthCheck),
+            super::cloudfront::KIND => {
+                serde_json::from_value::<super::cloudfront::InvalidationOperation>(stored)
+                    .ok()
+                    .filter(|op| !op.paths.is_empty() && op.paths.len() <= 30)
+                    .map(Self::Invalidation)
+            }
             _ => None,
         }
     }
@@ -375,6 +392,7 @@ mod tests {
             .chain(budgets::examples())
             .chain(crate::ops::alarms::examples())
             .chain(crate::ops::ssm::examples())
+            .chain(crate::ops::cloudfront::examples())
             .collect()
     }
 
@@ -429,7 +447,8 @@ mod tests {
             .chain(cleanup::variations())
             .chain(budgets::variations())
             .chain(crate::ops::alarms::variations())
-            .chain(crate::ops::ssm::variations());
+            .chain(crate::ops::ssm::variations())
+            .chain(crate::ops::cloudfront::variations());
         let mut count = 0;
         for (base, changed, relabelled) in cases {
             count += 1;

@@ -9,6 +9,7 @@ pub mod ask;
 pub mod budgets;
 pub mod catalog;
 pub mod cleanup;
+pub mod cloudfront;
 pub mod instances;
 pub mod names;
 pub mod reply;

@@ -134,4 +134,18 @@ pub enum Reply {
         /// Its command's status ("Success", "InProgress", …), if one was ever sent.
         status: Option<String>,
     },
+    /// Which site? (several distributions fit)
+    WhichSite {
+        /// Their names.
+        sites: Vec<String>,
+    },
+    /// No distribution has that name.
+    SiteNotFound {
+        /// What was said.
+        spoken: String,
+        /// The sites there are.
+        known: Vec<String>,
+    },
+    /// The accounts have no CloudFront distribution.
+    NoSites,
 }

@@ -342,6 +342,12 @@ pub fn en_us(line: &Line) -> String {
                 command_status(&sent.status)
             );
         }
+        Line::Done(Report::Invalidation(sent)) => {
+            return format!(
+                "Clearing the cache of {} now. CloudFront usually takes a few minutes.",
+                sent.op.site
+            );
+        }
         Line::Done(Report::Budget(op)) => {
             return format!(
                 "Done. The monthly budget of {} is now {}.",
@@ -667,6 +673,18 @@ fn reply_text(reply: &Reply) -> String {
                 other => format!("ended as {}", command_status(other)),
             }
         ),
+        Reply::WhichSite { sites } => {
+            format!("Which site: {}?", list_with(sites, "or"))
+        }
+        Reply::SiteNotFound { spoken, known } => format!(
+            "I couldn't find a site called {spoken}. You have {}. Nothing was changed.",
+            list(known)
+        ),
+        Reply::NoSites => {
+            "You don't have any CloudFront distributions, so there's no cache to clear. Nothing \
+             was changed."
+                .to_owned()
+        }
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
             "{account} has {count} monthly budgets, so I won't guess which one to change. \
@@ -921,6 +939,14 @@ mod tests {
                 found: Ok(vec!["web-cpu".into(), "db-disk".into()]),
             }])),
             Line::Reply(Reply::AskPercent),
+            Line::Reply(Reply::WhichSite {
+                sites: vec!["shop.example.com".into(), "blog.example.com".into()],
+            }),
+            Line::Reply(Reply::SiteNotFound {
+                spoken: "docs".into(),
+                known: vec!["shop.example.com".into()],
+            }),
+            Line::Reply(Reply::NoSites),
             Line::Reply(Reply::SsmAgent {
                 name: "web-1".into(),
                 state: crate::ops::ssm::AgentState::Lost("ConnectionLost".into()),
