@@ -143,7 +143,8 @@ impl App {
                     Arc::clone(&gate),
                     settings.managed_tag.clone(),
                 )
-                .with_snapshot_age_days(settings.cleanup_snapshot_age_days),
+                .with_snapshot_age_days(settings.cleanup_snapshot_age_days)
+                .with_key_age_days(settings.security_key_age_days),
             ),
             body_timeout: settings.http.body_timeout,
         };

@@ -204,6 +204,16 @@ pub struct ServeArgs {
     )]
     pub cleanup_snapshot_age_days: u16,
 
+    /// Active access keys older than this many days are reported by the security check.
+    #[arg(
+        long,
+        env = "VOXGATE_SECURITY_KEY_AGE_DAYS",
+        default_value_t = 90,
+        value_name = "DAYS",
+        value_parser = clap::value_parser!(u16).range(0..=3650)
+    )]
+    pub security_key_age_days: u16,
+
     /// How long a held operation waits for its code, in seconds (30 to 3600).
     #[arg(
         long,
@@ -445,6 +455,8 @@ pub struct Settings {
     pub managed_tag: crate::ops::ManagedTag,
     /// How old an unused snapshot must be to count in the cleanup report, in days.
     pub cleanup_snapshot_age_days: i64,
+    /// How old an active access key must be to count in the security check, in days.
+    pub security_key_age_days: i64,
     /// How long a held operation waits for its code.
     pub challenge_ttl: time::Duration,
     /// Where signed audit checkpoints go.
@@ -544,6 +556,7 @@ impl ServeArgs {
         Ok(Settings {
             managed_tag,
             cleanup_snapshot_age_days: i64::from(self.cleanup_snapshot_age_days),
+            security_key_age_days: i64::from(self.security_key_age_days),
             challenge_ttl: time::Duration::seconds(i64::from(self.challenge_ttl)),
             listen: self.listen,
             skill_ids,
@@ -573,6 +586,7 @@ mod tests {
             session_duration: 900,
             managed_tag: "voxgate:managed=true".into(),
             cleanup_snapshot_age_days: 90,
+            security_key_age_days: 90,
             challenge_ttl: 300,
             max_connections: 4096,
             max_requests: 512,

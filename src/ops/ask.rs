@@ -45,12 +45,15 @@ pub trait Sessions: Send + Sync {
 pub struct Settings {
     /// How old an unused snapshot must be before the cleanup report lists it.
     pub snapshot_age: time::Duration,
+    /// How old an active access key must be before the security check reports it.
+    pub key_age: time::Duration,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             snapshot_age: time::Duration::days(90),
+            key_age: time::Duration::days(90),
         }
     }
 }

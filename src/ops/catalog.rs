@@ -70,7 +70,7 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 7] {
+pub fn families() -> [&'static dyn Family; 8] {
     [
         &instances::Instances,
         &cleanup::Cleanup,
@@ -79,6 +79,7 @@ pub fn families() -> [&'static dyn Family; 7] {
         &super::alarms::Alarms,
         &super::ssm::Ssm,
         &super::cloudfront::CloudFront,
+        &super::security::Security,
     ]
 }
 

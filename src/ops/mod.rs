@@ -13,6 +13,7 @@ pub mod cloudfront;
 pub mod instances;
 pub mod names;
 pub mod reply;
+pub mod security;
 pub mod ssm;
 pub mod vpn;
 pub mod words;

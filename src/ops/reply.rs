@@ -5,6 +5,7 @@ use super::ask::Scoped;
 use super::budgets::BudgetInfo;
 use super::cleanup::Unused;
 use super::instances::{InstanceCounts, InstanceState};
+use super::security::Findings;
 use super::ssm::AgentState;
 use super::vpn::VpnConnection;
 
@@ -148,4 +149,6 @@ pub enum Reply {
     },
     /// The accounts have no CloudFront distribution.
     NoSites,
+    /// What the security check found, per account and region.
+    Security(Vec<Scoped<Findings>>),
 }

@@ -87,15 +87,19 @@ impl Skill {
             broker,
             gate,
             managed_tag,
-            settings: Settings {
-                snapshot_age: time::Duration::days(DEFAULT_SNAPSHOT_AGE_DAYS),
-            },
+            settings: Settings::default(),
         }
     }
 
     /// Lists unused snapshots in the cleanup report only once they are `days` old.
     pub fn with_snapshot_age_days(mut self, days: i64) -> Self {
         self.settings.snapshot_age = time::Duration::days(days.max(0));
+        self
+    }
+
+    /// Reports active access keys in the security check once they are `days` old.
+    pub fn with_key_age_days(mut self, days: i64) -> Self {
+        self.settings.key_age = time::Duration::days(days.max(0));
         self
     }
 

@@ -488,6 +488,57 @@ fn lead(place: &str, rest: &str) -> String {
     }
 }
 
+fn security_text(place: &str, findings: &crate::ops::security::Findings) -> String {
+    use crate::ops::security::{Exposure, PasswordPolicy};
+    if findings.clean() {
+        return lead(
+            place,
+            &format!(
+                "I found nothing to worry about: no security group is open to the world, the \
+                 password policy is strong, and no access key is older than {} days.",
+                findings.key_age_days
+            ),
+        );
+    }
+    let mut parts = Vec::new();
+    let groups = &findings.open_groups;
+    if !groups.is_empty() {
+        let on = |exposure| groups.iter().filter(|g| g.exposure == exposure).count();
+        let detail: Vec<String> = [
+            (on(Exposure::Ssh), "on SSH"),
+            (on(Exposure::Rdp), "on RDP"),
+            (on(Exposure::AllPorts), "on all ports"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        parts.push(format!(
+            "{} open to the world ({})",
+            count(groups.len(), "security group is", "security groups are"),
+            detail.join(", ")
+        ));
+    }
+    match &findings.password_policy {
+        PasswordPolicy::Missing => parts.push("the account has no password policy".to_owned()),
+        PasswordPolicy::Weak(missing) => {
+            parts.push(format!("the password policy is weak: {}", list(missing)))
+        }
+        PasswordPolicy::Strong => {}
+    }
+    if !findings.old_keys.is_empty() {
+        parts.push(format!(
+            "{} older than {} days",
+            count(findings.old_keys.len(), "access key is", "access keys are"),
+            findings.key_age_days
+        ));
+    }
+    format!(
+        "{} The card lists them.",
+        lead(place, &format!("{}.", list(&parts)))
+    )
+}
+
 /// An SSM status as it is said: "ConnectionLost" → "connection lost", "InProgress" → "in
 /// progress".
 fn command_status(status: &str) -> String {
@@ -685,6 +736,7 @@ fn reply_text(reply: &Reply) -> String {
              was changed."
                 .to_owned()
         }
+        Reply::Security(scopes) => per_scope(scopes, security_text),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
             "{account} has {count} monthly budgets, so I won't guess which one to change. \
@@ -947,6 +999,19 @@ mod tests {
                 known: vec!["shop.example.com".into()],
             }),
             Line::Reply(Reply::NoSites),
+            Line::Reply(Reply::Security(vec![Scoped {
+                scope: scope.clone(),
+                found: Ok(crate::ops::security::Findings {
+                    open_groups: vec![crate::ops::security::OpenGroup {
+                        id: "sg-1".into(),
+                        name: "web".into(),
+                        exposure: crate::ops::security::Exposure::Ssh,
+                    }],
+                    password_policy: crate::ops::security::PasswordPolicy::Missing,
+                    old_keys: vec![],
+                    key_age_days: 90,
+                }),
+            }])),
             Line::Reply(Reply::SsmAgent {
                 name: "web-1".into(),
                 state: crate::ops::ssm::AgentState::Lost("ConnectionLost".into()),

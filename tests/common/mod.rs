@@ -190,6 +190,7 @@ pub fn serve_args(roots: &Path, cert_dir: &Path, db: &TestDb, key_file: &Path) -
         session_duration: 900,
         managed_tag: "voxgate:managed=true".into(),
         cleanup_snapshot_age_days: 90,
+        security_key_age_days: 90,
         challenge_ttl: 300,
         max_connections: 4096,
         max_requests: 512,
