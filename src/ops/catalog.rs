@@ -70,7 +70,7 @@ pub trait Family: Sync {
 }
 
 /// Every family.
-pub fn families() -> [&'static dyn Family; 8] {
+pub fn families() -> [&'static dyn Family; 9] {
     [
         &instances::Instances,
         &cleanup::Cleanup,
@@ -80,6 +80,7 @@ pub fn families() -> [&'static dyn Family; 8] {
         &super::ssm::Ssm,
         &super::cloudfront::CloudFront,
         &super::security::Security,
+        &super::cost::Cost,
     ]
 }
 

@@ -10,6 +10,7 @@ pub mod budgets;
 pub mod catalog;
 pub mod cleanup;
 pub mod cloudfront;
+pub mod cost;
 pub mod instances;
 pub mod names;
 pub mod reply;

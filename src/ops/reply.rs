@@ -4,6 +4,7 @@
 use super::ask::Scoped;
 use super::budgets::BudgetInfo;
 use super::cleanup::Unused;
+use super::cost::MonthToDate;
 use super::instances::{InstanceCounts, InstanceState};
 use super::security::Findings;
 use super::ssm::AgentState;
@@ -151,4 +152,6 @@ pub enum Reply {
     NoSites,
     /// What the security check found, per account and region.
     Security(Vec<Scoped<Findings>>),
+    /// What each account spent this month.
+    MonthCost(Vec<Scoped<MonthToDate>>),
 }

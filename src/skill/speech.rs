@@ -736,6 +736,10 @@ fn reply_text(reply: &Reply) -> String {
              was changed."
                 .to_owned()
         }
+        Reply::MonthCost(scopes) => per_scope(scopes, |place, spent| {
+            let amount = crate::ops::words::money(spent.hundredths, &spent.unit);
+            lead(place, &format!("you've spent {amount} so far this month."))
+        }),
         Reply::Security(scopes) => per_scope(scopes, security_text),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
@@ -999,6 +1003,17 @@ mod tests {
                 known: vec!["shop.example.com".into()],
             }),
             Line::Reply(Reply::NoSites),
+            Line::Reply(Reply::MonthCost(vec![Scoped {
+                scope: Scope {
+                    account: Some("prod".into()),
+                    region: String::new(),
+                },
+                found: Ok(crate::ops::cost::MonthToDate {
+                    hundredths: 123_456,
+                    unit: "USD".into(),
+                    estimated: true,
+                }),
+            }])),
             Line::Reply(Reply::Security(vec![Scoped {
                 scope: scope.clone(),
                 found: Ok(crate::ops::security::Findings {
