@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::alexa::chain::{ChainSource, TrustRoots};
-use crate::cloud::broker::{MAX_SESSION, MIN_SESSION};
+use crate::cloud::sdk::{MAX_SESSION, MIN_SESSION};
 use crate::identity::OAuthSettings;
 use crate::store::DEFAULT_DATABASE_URL;
 

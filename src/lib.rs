@@ -18,6 +18,7 @@ pub mod config;
 pub mod devca;
 pub mod gate;
 pub mod identity;
+pub mod input;
 pub mod ops;
 pub mod skill;
 pub mod store;

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::store::InvalidInput;
+use crate::input::InvalidInput;
 
 /// An IAM role ARN: `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
 #[derive(Clone, PartialEq, Eq)]

@@ -25,10 +25,7 @@ use super::seal::{Purpose, SealContext, SealError, Sealer};
 use crate::clock::Clock;
 use crate::store::{LinkedAccount, User};
 
-/// Shortest session STS grants.
-pub const MIN_SESSION: Duration = Duration::seconds(900);
-/// Longest session voxgate asks for (role chaining and the seed's promise: one hour).
-pub const MAX_SESSION: Duration = Duration::seconds(3600);
+pub use super::sdk::{MAX_SESSION, MIN_SESSION};
 /// Cached credentials are replaced when they have less than this left.
 pub const REFRESH_MARGIN: Duration = Duration::minutes(5);
 

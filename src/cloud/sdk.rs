@@ -8,6 +8,11 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 
+/// Shortest session STS grants.
+pub const MIN_SESSION: time::Duration = time::Duration::seconds(900);
+/// Longest session voxgate asks for (role chaining and the seed's promise: one hour).
+pub const MAX_SESSION: time::Duration = time::Duration::seconds(3600);
+
 /// Time to open a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for one attempt of a call, from sending to the whole answer.

@@ -105,27 +105,7 @@ impl SealContext {
     }
 }
 
-/// A sealed value as stored. `Debug` shows only its length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Sealed(Vec<u8>);
-
-impl Sealed {
-    /// Wraps bytes read from the store.
-    pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-
-    /// The bytes to store.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Sealed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sealed(<{} bytes>)", self.0.len())
-    }
-}
+pub use crate::store::Sealed;
 
 /// Why sealing or opening failed. Messages never carry key material or plaintext.
 #[derive(Debug, thiserror::Error)]
@@ -539,7 +519,7 @@ impl Sealer {
         out.extend_from_slice(&wrapped_len.to_be_bytes());
         out.extend_from_slice(&wrapped);
         out.extend_from_slice(&body);
-        Ok(Sealed(out))
+        Ok(Sealed::from_bytes(out))
     }
 
     /// Opens a value sealed for `ctx`.

@@ -5,12 +5,29 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::cloud::seal::Sealed;
+pub use crate::input::InvalidInput;
 
-/// Why a name or id was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidInput(pub String);
+/// A sealed value as stored. `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sealed(Vec<u8>);
+
+impl Sealed {
+    /// Wraps bytes read from the store.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    /// The bytes to store.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sealed(<{} bytes>)", self.0.len())
+    }
+}
 
 fn check_name(kind: &str, raw: &str) -> Result<String, InvalidInput> {
     let name = raw.trim();

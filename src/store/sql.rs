@@ -7,9 +7,9 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
 
+use super::model::Sealed;
 use super::model::*;
 use super::{Store, StoreError, StoreTx};
-use crate::cloud::seal::Sealed;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");

@@ -1,0 +1,83 @@
+//! Moving a challenge between states with its audit record, and expiring the due ones.
+
+use super::*;
+
+impl Gate {
+    /// Moves `challenge` from `from` to `to` with its audit record, in one transaction.
+    /// False if it was not in `from` (nothing written).
+    pub(super) async fn transition(
+        &self,
+        challenge: &Challenge,
+        from: &[&str],
+        to: State,
+        entry: Entry,
+    ) -> Result<bool, GateError> {
+        let now = self.clock.now().unix_timestamp();
+        let mut tx = self.store.begin().await?;
+        if !tx
+            .move_challenge(&challenge.id, from, to.as_str(), now)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.audit.commit_with(tx, &entry).await?;
+        self.publish(
+            challenge.user_id.as_str(),
+            &challenge.id,
+            &challenge.summary,
+            entry.outcome,
+        )
+        .await;
+        Ok(true)
+    }
+
+    pub(super) async fn expire(&self, challenge: &Challenge) -> Result<bool, GateError> {
+        let entry = self.entry(challenge, Outcome::Expired, "", &Actor::Voxgate);
+        self.transition(challenge, &["pending"], State::Expired, entry)
+            .await
+    }
+
+    /// Expires every challenge whose time is up and closes approvals whose outcome was never
+    /// recorded (run periodically); returns the expired ones. One row that cannot be read or
+    /// written never stops the others.
+    pub async fn expire_due(&self) -> Result<Vec<Challenge>, GateError> {
+        let now = self.clock.now();
+        // Approvals whose outcome was never recorded: voxgate stopped while running them.
+        // Whether they ran cannot be known; they are said to be unknown, never retried.
+        let stale_before = (now - STALE_APPROVAL).unix_timestamp();
+        for row in self.store.stale_approved(stale_before).await? {
+            let Some(challenge) = Challenge::read(&row) else {
+                self.close_unreadable(&row, true).await;
+                continue;
+            };
+            let entry = self.entry(
+                &challenge,
+                Outcome::OutcomeUnknown,
+                "voxgate stopped while running it, so whether it ran is unknown; check the \
+                 resource",
+                &Actor::Voxgate,
+            );
+            if let Err(error) = self
+                .transition(&challenge, &["approved"], State::OutcomeUnknown, entry)
+                .await
+            {
+                tracing::error!(%error, challenge = %challenge.id, "could not close a stale approval");
+            }
+        }
+        let mut expired = Vec::new();
+        for row in self.store.due_challenges(now.unix_timestamp()).await? {
+            let Some(challenge) = Challenge::read(&row) else {
+                self.close_unreadable(&row, true).await;
+                continue;
+            };
+            match self.expire(&challenge).await {
+                Ok(true) => expired.push(challenge),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, challenge = %challenge.id, "could not expire a challenge");
+                }
+            }
+        }
+        Ok(expired)
+    }
+}
