@@ -6,7 +6,6 @@
 //! alarms are firing"); wiring it to a notification topic is left to the account's owner.
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StateValue, Statistic};
-use serde_json::Value;
 
 use super::ask::{Answer, Ask, card_section};
 use super::catalog::{
@@ -299,25 +298,7 @@ impl AlarmOperation {
 
 #[async_trait::async_trait]
 impl Critical for AlarmOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        &self.region
-    }
+    super::catalog::critical_identity!(KIND);
 
     /// "Alert when web-1's CPU is over 80 percent, in prod, Ireland (now 90 percent)".
     fn summary(&self) -> String {
@@ -511,7 +492,7 @@ mod tests {
     #[test]
     fn the_session_policy_names_exactly_the_alarm() {
         let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
-        let doc: Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&op().policy("111122223333", &tag).to_json()).expect("json");
         assert_eq!(
             doc["Statement"][0]["Resource"],

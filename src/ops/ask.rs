@@ -357,17 +357,7 @@ impl Ask<'_> {
         reached: Vec<Reached<T>>,
         mut words: impl FnMut(&Reached<T>, &T) -> U,
     ) -> Result<Vec<Scoped<U>>, Answer> {
-        if reached.iter().all(|r| r.result.is_err()) {
-            let first = reached.into_iter().next();
-            return Err(match first {
-                Some(Reached {
-                    account,
-                    result: Err(trouble),
-                    ..
-                }) => Answer::Trouble(Box::new(account), trouble),
-                _ => Answer::say(Reply::NothingToSay),
-            });
-        }
+        let reached = answered(reached)?;
         Ok(reached
             .iter()
             .map(|r| Scoped {
@@ -379,6 +369,22 @@ impl Ask<'_> {
             })
             .collect())
     }
+}
+
+/// `reached`, if at least one account answered; else the answer saying the first one's
+/// trouble (as for a single account).
+pub fn answered<T>(reached: Vec<Reached<T>>) -> Result<Vec<Reached<T>>, Answer> {
+    if !reached.iter().all(|r| r.result.is_err()) {
+        return Ok(reached);
+    }
+    Err(match reached.into_iter().next() {
+        Some(Reached {
+            account,
+            result: Err(trouble),
+            ..
+        }) => Answer::Trouble(Box::new(account), trouble),
+        _ => Answer::say(Reply::NothingToSay),
+    })
 }
 
 /// Card lines for one account's part of a card: a heading and `lines`, or why it could not

@@ -8,7 +8,6 @@
 //! dollars"), and the session policy names exactly that budget.
 
 use aws_sdk_budgets::types::{Budget, BudgetType, Spend, TimeUnit};
-use serde_json::Value;
 
 use super::ask::{ACCOUNT_SLOT, Answer, Ask, card_section};
 use super::catalog::{
@@ -307,25 +306,7 @@ impl BudgetOperation {
 
 #[async_trait::async_trait]
 impl Critical for BudgetOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        "global"
-    }
+    super::catalog::critical_identity!(KIND, global);
 
     /// "Set the monthly budget of prod to 500 dollars (now 400 dollars)", or "Create a
     /// monthly budget of 500 dollars for prod".
@@ -563,7 +544,7 @@ mod tests {
     #[test]
     fn the_session_policy_names_exactly_the_budget() {
         let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
-        let doc: Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&op().policy("111122223333", &tag).to_json()).expect("json");
         assert_eq!(
             doc["Statement"][0]["Resource"],

@@ -197,6 +197,39 @@ impl Done {
     }
 }
 
+/// The parts of [`Critical`] every operation writes the same way, inside its
+/// `impl Critical`: its kind, its stored form (its serde form), its account fields, and its
+/// `region` field (or `global` for account-wide services).
+macro_rules! critical_identity {
+    ($kind:expr) => {
+        $crate::ops::catalog::critical_identity!(@common $kind);
+        fn region(&self) -> &str {
+            &self.region
+        }
+    };
+    ($kind:expr, global) => {
+        $crate::ops::catalog::critical_identity!(@common $kind);
+        fn region(&self) -> &str {
+            "global"
+        }
+    };
+    (@common $kind:expr) => {
+        fn kind(&self) -> &'static str {
+            $kind
+        }
+        fn to_stored(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+        fn account_id(&self) -> &str {
+            &self.account_id
+        }
+        fn account_name(&self) -> &str {
+            &self.account_name
+        }
+    };
+}
+pub(super) use critical_identity;
+
 /// What every critical operation can tell and do; [`Operation`] hands each call to its
 /// variant's implementation.
 #[async_trait::async_trait]

@@ -486,25 +486,7 @@ pub fn dollars(cents: u64) -> String {
 
 #[async_trait::async_trait]
 impl Critical for CleanupOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        &self.region
-    }
+    super::catalog::critical_identity!(KIND);
 
     fn summary(&self) -> String {
         CleanupOperation::summary(self)

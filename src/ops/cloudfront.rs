@@ -4,9 +4,8 @@
 //! tell.
 
 use aws_sdk_cloudfront::types::{InvalidationBatch, Paths};
-use serde_json::Value;
 
-use super::ask::{Answer, Ask, Trouble};
+use super::ask::{Answer, Ask, Trouble, answered};
 use super::catalog::{
     Critical, Criticality, Declaration, Done, Family, Guard, Operation, Report, SlotSpec,
     sha256_hex,
@@ -170,16 +169,7 @@ async fn clear(ask: &Ask<'_>) -> Result<Answer, Answer> {
             sites(&session, managed).await
         })
         .await;
-    if reached.iter().all(|r| r.result.is_err()) {
-        let first = reached.into_iter().next();
-        return Err(match first {
-            Some(r) => match r.result {
-                Err(trouble) => Answer::Trouble(Box::new(r.account), trouble),
-                Ok(_) => Answer::say(Reply::NothingToSay),
-            },
-            None => Answer::say(Reply::NothingToSay),
-        });
-    }
+    let reached = answered(reached)?;
     let several = ask.several_accounts();
     let mut everything = Vec::new();
     let mut first_trouble: Option<(crate::store::LinkedAccount, Trouble)> = None;
@@ -299,25 +289,7 @@ pub struct InvalidationSent {
 
 #[async_trait::async_trait]
 impl Critical for InvalidationOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        "global"
-    }
+    super::catalog::critical_identity!(KIND, global);
 
     /// "Clear the whole cache of shop.example.com in prod".
     fn summary(&self) -> String {

@@ -4,7 +4,7 @@
 use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use serde_json::{Value, json};
 
-use super::ask::{Answer, Ask, Reached, card_section};
+use super::ask::{Answer, Ask, Reached, answered, card_section};
 use super::catalog::{
     Critical, Criticality, Declaration, Done, Family, Guard, Operation, REGION, Report, SlotSpec,
     sha256_hex,
@@ -537,17 +537,7 @@ pub async fn named(ask: &Ask<'_>) -> Result<Found, Answer> {
     };
     let reached = everywhere(ask, region.as_ref()).await;
     let some_failed = reached.iter().any(|r| r.result.is_err());
-    if reached.iter().all(|r| r.result.is_err()) {
-        let first = reached.into_iter().next();
-        return Err(match first {
-            Some(Reached {
-                account,
-                result: Err(trouble),
-                ..
-            }) => Answer::Trouble(Box::new(account), trouble),
-            _ => Answer::say(Reply::NothingToSay),
-        });
-    }
+    let reached = answered(reached)?;
     let several = ask.several_accounts();
     let everything: Vec<Found> = reached
         .into_iter()
@@ -708,25 +698,7 @@ fn pick(spoken: &str, offered: &[Found]) -> Option<Found> {
 
 #[async_trait::async_trait]
 impl Critical for InstanceOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        &self.region
-    }
+    super::catalog::critical_identity!(KIND);
 
     fn summary(&self) -> String {
         InstanceOperation::summary(self)

@@ -5,7 +5,6 @@
 //! latest such command's status).
 
 use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
-use serde_json::Value;
 
 use super::ask::{Answer, Ask, Trouble};
 use super::catalog::{
@@ -273,25 +272,7 @@ pub struct HealthCheckSent {
 
 #[async_trait::async_trait]
 impl Critical for HealthCheckOperation {
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn to_stored(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
-    }
-
-    fn account_id(&self) -> &str {
-        &self.account_id
-    }
-
-    fn account_name(&self) -> &str {
-        &self.account_name
-    }
-
-    fn region(&self) -> &str {
-        &self.region
-    }
+    super::catalog::critical_identity!(KIND);
 
     /// "Run the health check on web-1 in prod, Ireland".
     fn summary(&self) -> String {
@@ -445,7 +426,7 @@ mod tests {
     #[test]
     fn the_session_policy_names_the_document_and_the_tagged_instance() {
         let tag = ManagedTag::parse("voxgate:managed=true").expect("tag");
-        let doc: Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&op().policy("111122223333", &tag).to_json()).expect("json");
         let statements = doc["Statement"].as_array().expect("statements");
         assert_eq!(statements.len(), 2, "{doc}");
