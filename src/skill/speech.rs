@@ -262,10 +262,9 @@ pub fn en_us(line: &Line) -> String {
         Line::Help => {
             "I run operations on your AWS account by voice. Ask what's running, what you've \
              spent this month, which alarms are firing, what you can clean up, or for a \
-             security check, and I'll answer straight away. Anything that changes your account, \
-             like \"stop the web server\" or \"set my monthly budget to 500 dollars\", waits \
-             for the code shown in your voxgate app; say cancel to drop it. What would you like \
-             to do?"
+             security check. Anything that changes your account, like \"stop the web server\" \
+             or \"set my monthly budget to 500 dollars\", waits for the code shown in your \
+             voxgate app; say cancel to drop it. What would you like to do?"
         }
         Line::HelpReprompt => "What would you like to do?",
         Line::Goodbye => "Okay, nothing more to do. Goodbye.",
