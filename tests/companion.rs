@@ -740,3 +740,57 @@ async fn pairing_unpairing_and_revocation_are_audited() {
     );
     assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
 }
+
+/// Every kind of critical operation reaches the app the same way: the summary Alexa read
+/// back, its details, and a code that approves it when spoken.
+#[tokio::test]
+async fn every_kind_of_critical_operation_shows_its_summary_details_and_code() {
+    let s = scene(Backend::Sqlite).await;
+    let app = App::paired(&s.server, "alice").await;
+    let cases: [(&str, Vec<(&str, &str)>, &str, (&str, &str)); 3] = [
+        (
+            "SetBudgetIntent",
+            vec![("amount", "500")],
+            "Create a monthly budget of 500 dollars for prod",
+            ("Amount", "500 USD a month"),
+        ),
+        (
+            "CpuAlarmIntent",
+            vec![("instance", "web one"), ("percent", "80")],
+            "Alert when web-1's CPU is over 80 percent, in prod, Ireland",
+            ("Threshold", "average CPU over 80% for 5 minutes"),
+        ),
+        (
+            "RunHealthCheckIntent",
+            vec![("instance", "web one")],
+            "Run the health check on web-1 in prod, Ireland",
+            ("Document", "voxgate-HealthCheck"),
+        ),
+    ];
+    for (intent, slots, summary, (label, value)) in cases {
+        let held = s.ask(intent, &slots).await;
+        let pending = app.pending().await;
+        assert_eq!(pending.len(), 1, "{intent}");
+        let approval = &pending[0];
+        assert_eq!(approval["summary"], summary);
+        let first = summary[..1].to_lowercase() + &summary[1..];
+        assert!(speech(&held).contains(&first), "{held}");
+        let details = approval["details"].as_array().unwrap();
+        assert!(
+            details.contains(&json!([label, value])),
+            "{intent}: {details:?}"
+        );
+        assert!(details.contains(&json!(["Account", "prod"])), "{details:?}");
+        let code = approval["code"].as_str().unwrap();
+        let done = s
+            .server
+            .say(say_code(&s.server, ALICE, &challenge_id(&held), code))
+            .await;
+        assert!(
+            speech(&done).starts_with("Done.")
+                || speech(&done).starts_with("Sent the health check"),
+            "{intent}: {done}"
+        );
+        assert!(app.pending().await.is_empty());
+    }
+}

@@ -23,6 +23,28 @@ async function pairedPage(v, viewport = PHONE) {
 
 const codeOf = async (page) => (await page.locator(".code").first().textContent()).replace(/\s/g, "");
 
+test("a budget approval shows its amount and what it replaces", async () => {
+  const v = await Voxgate.start();
+  try {
+    const phone = await pairedPage(v);
+    await phone.getByText("Nothing is waiting").waitFor();
+    const held = await v.alexa("SetBudgetIntent", { amount: "500" });
+    assert.equal(speech(held), "I'll create a monthly budget of 500 dollars for prod, once you say the code from your voxgate app.");
+    const card = phone.locator(".card");
+    await card.waitFor();
+    assert.equal(await card.locator(".summary").textContent(), "Create a monthly budget of 500 dollars for prod");
+    assert.equal(await card.locator(".amount").textContent(), "500 USD a month");
+    assert.equal(await card.locator(".now").textContent(), "no budget");
+    await screenshot(phone, "budget-approval-phone");
+    const code = await codeOf(phone);
+    const done = await v.alexa("VerifyCodeIntent", { code: String(Number(code)) }, held.sessionAttributes);
+    assert.equal(speech(done), "Done. The monthly budget of prod is now 500 dollars.");
+    await card.waitFor({ state: "detached" });
+  } finally {
+    await v.stop();
+  }
+});
+
 test("pair, see the approval, say its code, see it done", async () => {
   const v = await Voxgate.start();
   try {
