@@ -747,7 +747,13 @@ async fn pairing_unpairing_and_revocation_are_audited() {
 async fn every_kind_of_critical_operation_shows_its_summary_details_and_code() {
     let s = scene(Backend::Sqlite).await;
     let app = App::paired(&s.server, "alice").await;
-    let cases: [(&str, Vec<(&str, &str)>, &str, (&str, &str)); 3] = [
+    type Case<'a> = (
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        (&'a str, &'a str),
+    );
+    let cases: [Case; 3] = [
         (
             "SetBudgetIntent",
             vec![("amount", "500")],
