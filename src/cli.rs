@@ -78,6 +78,52 @@ pub enum Command {
     /// verification path runs without an Echo.
     #[command(subcommand)]
     DevCa(DevCaCommand),
+    /// Talk to the skill by typing: each line becomes the request Alexa would send (from the
+    /// interaction model), the answer is printed, the session carries over.
+    Dialog(DialogArgs),
+    /// A complete local world in one command: moto as AWS, voxgate with full request
+    /// verification on SQLite, a paired companion, and the dialog.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// `voxgate dialog`
+#[derive(Debug, Args)]
+pub struct DialogArgs {
+    /// The skill's /alexa URL.
+    #[arg(
+        long,
+        env = "VOXGATE_DIALOG_ENDPOINT",
+        default_value = "http://127.0.0.1:8080/alexa"
+    )]
+    pub endpoint: String,
+    /// Sign every request with the development CA in DIR (`voxgate dev-ca init DIR`), so
+    /// the whole verification path runs. Without it, only a service started with
+    /// --insecure-skip-verification answers.
+    #[arg(long, value_name = "DIR")]
+    pub sign: Option<std::path::PathBuf>,
+    /// The applicationId requests carry (the skill id the service was told).
+    #[arg(long, env = "VOXGATE_SKILL_ID", value_name = "ID")]
+    pub skill_id: String,
+    /// The Alexa user id requests carry.
+    #[arg(
+        long,
+        env = "VOXGATE_DIALOG_USER_ID",
+        default_value = "amzn1.ask.account.VOXGATE-DIALOG"
+    )]
+    pub user_id: String,
+    /// The locale of the requests and of the interaction model.
+    #[arg(long, default_value = "en-US")]
+    pub locale: String,
+    /// The interaction model (default interaction-model/<locale>.json).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<std::path::PathBuf>,
+    /// Run a conversation from FILE (`say: …` and `expect: REGEX` lines) and exit non-zero
+    /// at the first answer that does not match.
+    #[arg(long, value_name = "FILE")]
+    pub script: Option<std::path::PathBuf>,
+    /// Print each raw request and response.
+    #[arg(long)]
+    pub show_json: bool,
 }
 
 /// `voxgate dev-ca …`
@@ -337,6 +383,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => pair(&user, tenant.as_deref(), &public_url, &sealing, db, out).await,
         Command::Device(command) => device(command).await,
         Command::DevCa(DevCaCommand::Init { dir, out }) => dev_ca_init(&dir, out),
+        Command::Dialog(args) => dialog(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
+    }
+}
+
+async fn dialog(args: DialogArgs) -> anyhow::Result<()> {
+    let model = crate::dialog::load_model(args.model.as_deref(), &args.locale)?;
+    let signer = match &args.sign {
+        Some(dir) => Some(crate::devca::Signer::load(dir)?),
+        None => None,
+    };
+    let mut conversation = crate::dialog::Conversation::new(
+        model,
+        crate::dialog::Settings {
+            endpoint: args.endpoint.clone(),
+            skill_id: args.skill_id.clone(),
+            user_id: args.user_id.clone(),
+            locale: args.locale.clone(),
+            show_json: args.show_json,
+        },
+        signer,
+    );
+    match &args.script {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the script {}", path.display()))?;
+            let steps = crate::dialog::parse_script(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            crate::dialog::run_script(
+                &mut conversation,
+                &steps,
+                crate::dialog::no_placeholders,
+                std::io::stdout(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+        None => crate::dialog::interactive(&mut conversation).await,
     }
 }
 
@@ -885,7 +969,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
 
 /// The audit log for a command that records something: the chain key (never made over an
 /// existing log), checked against the checkpoints, which it then continues.
-async fn audit_log(
+pub(crate) async fn audit_log(
     store: &Arc<dyn Store>,
     sealer: &crate::cloud::seal::Sealer,
     sealing: &SealingArgs,

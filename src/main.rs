@@ -9,7 +9,14 @@ use voxgate::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(error) = voxgate::telemetry::init(&cli.log) {
+    // The demo shares the terminal with the dialog: its log goes to a file.
+    let logging = match &cli.command {
+        cli::Command::Demo(demo) => demo
+            .prepare()
+            .and_then(|log| voxgate::telemetry::init_file(&cli.log, &log)),
+        _ => voxgate::telemetry::init(&cli.log),
+    };
+    if let Err(error) = logging {
         eprintln!("voxgate: {error:#}");
         return ExitCode::from(2);
     }

@@ -62,6 +62,23 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
 }
 
+/// As [`init`], writing to `path` (created or truncated) instead of standard error.
+pub fn init_file(args: &LogArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)
+        .map_err(|e| anyhow::anyhow!("cannot write the log {}: {e}", path.display()))?;
+    let writer = std::sync::Mutex::new(file);
+    let layer = match args.log_format {
+        LogFormat::Text => fmt::layer().with_ansi(false).with_writer(writer).boxed(),
+        LogFormat::Json => fmt::layer().json().with_writer(writer).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter(&args.filter)?)
+        .with(filter_fn(|meta| sdk_capped(meta.target(), meta.level())))
+        .with(layer)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,8 +120,14 @@ async fn a_wrong_code_is_refused_and_asked_again() {
         "code"
     );
     assert_eq!(challenge_id(&response), id);
-    // Not even a number.
+    // Not even a number: asked again, and it costs no try (issue 10's code conversation).
     let response = s.server.say(say_code(&s.server, ALICE, &id, "12a")).await;
+    assert_eq!(
+        speech(&response),
+        "I didn't catch the whole code. Please say all six digits shown in your voxgate app."
+    );
+    let wrong = if code == "654321" { "111111" } else { "654321" };
+    let response = s.server.say(say_code(&s.server, ALICE, &id, wrong)).await;
     assert_eq!(
         speech(&response),
         "That code didn't match; you have 3 tries left."
@@ -747,9 +753,25 @@ async fn a_used_code_in_a_new_session_is_refused_and_logged() {
 async fn cancel_in_a_new_session_ends_the_waiting_operation() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    // "stop" ends the conversation, not the held operation.
     let response = s
         .server
         .say(intent_from(ALICE, "AMAZON.StopIntent", &[], s.server.now()))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "Okay. This is still waiting for its code: Stop web-1 in prod, Ireland. Say cancel to \
+         drop it. Goodbye."
+    );
+    assert!(!s.nothing_held().await);
+    let response = s
+        .server
+        .say(intent_from(
+            ALICE,
+            "AMAZON.CancelIntent",
+            &[],
+            s.server.now(),
+        ))
         .await;
     assert!(
         speech(&response).starts_with("Okay, I cancelled it: Stop web-1 in prod, Ireland"),
@@ -1377,4 +1399,34 @@ async fn a_hanging_aws_gets_a_spoken_answer_within_alexas_eight_seconds() {
         speech(&answer),
         "I couldn't reach AWS just now. Nothing was changed. Please try again."
     );
+}
+
+#[tokio::test]
+async fn a_partial_or_unheard_code_is_asked_again_without_costing_a_try() {
+    let s = scene(Backend::Sqlite).await;
+    let (held, id) = s.hold("StopInstanceIntent", "web-1").await;
+    for heard in ["?", "135", "12", "one"] {
+        let response = s.server.say(say_code(&s.server, ALICE, &id, heard)).await;
+        assert_eq!(
+            speech(&response),
+            "I didn't catch the whole code. Please say all six digits shown in your voxgate app."
+        );
+        assert_eq!(
+            response["response"]["directives"][0]["slotToElicit"],
+            "code"
+        );
+        assert_eq!(response["sessionAttributes"]["challengeId"], id.as_str());
+    }
+    // No try was spent: a wrong whole code still leaves four of five.
+    let code = code_for(&s, &id).await;
+    let response = s
+        .server
+        .say(say_code(&s.server, ALICE, &id, &wrong_code(&code, 1)))
+        .await;
+    assert_eq!(
+        speech(&response),
+        "That code didn't match; you have 4 tries left."
+    );
+    assert_eq!(outcomes(&s.server).await, ["held", "wrong-code"]);
+    let _ = held;
 }

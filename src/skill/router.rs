@@ -152,7 +152,8 @@ impl Skill {
                 .say(Line::Help)
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
-            IntentName::Stop | IntentName::Cancel => self.cancel(turn, envelope).await,
+            IntentName::Cancel => self.cancel(turn, envelope).await,
+            IntentName::Stop => self.stop(turn, envelope).await,
             IntentName::Fallback => turn.fallback(),
             IntentName::NavigateHome => turn
                 .say(Line::Home)
@@ -336,7 +337,23 @@ impl Skill {
     ) -> ResponseBuilder {
         let attributes = envelope.session_attributes();
         let challenge_id = attributes.get(CHALLENGE_ATTRIBUTE).and_then(|v| v.as_str());
-        let Some(spoken) = intent.slot_value(CODE_SLOT) else {
+        // Not a whole code (Alexa's "?", or a group of three digits heard after a pause):
+        // asked again, and it costs no try.
+        let heard = intent.slot_value(CODE_SLOT);
+        if let Some(spoken) = heard
+            && !is_whole_code(spoken)
+        {
+            return turn
+                .say(Line::CodeNotHeard)
+                .reprompt(turn.speech(Line::HeldReprompt))
+                .directive(Directive::ElicitSlot {
+                    slot_to_elicit: CODE_SLOT.to_owned(),
+                    updated_intent: Some(intent.clone()),
+                })
+                .attributes(attributes.clone())
+                .end_session(false);
+        }
+        let Some(spoken) = heard else {
             return turn
                 .say(Line::AskCode)
                 .reprompt(turn.speech(Line::HeldReprompt))
@@ -401,7 +418,24 @@ impl Skill {
         }
     }
 
-    /// "cancel" / "stop": ends the person's held operation for good (the one of this
+    /// "stop": ends the conversation. A held operation stays held (only "cancel" or Deny
+    /// ends it), and the person hears so.
+    async fn stop(&self, turn: &Turn, envelope: &RequestEnvelope) -> ResponseBuilder {
+        let Ok(Speaker::Known(user)) = self.identity.who(envelope).await else {
+            return turn.say(Line::Goodbye).end_session(true);
+        };
+        match self.gate.pending(&user.id).await {
+            Ok(Some(waiting)) => turn
+                .say(Line::StillWaiting {
+                    summary: waiting.summary,
+                })
+                .end_session(true),
+            Ok(None) => turn.say(Line::Goodbye).end_session(true),
+            Err(error) => turn.gate_failure(&error),
+        }
+    }
+
+    /// "cancel": ends the person's held operation for good (the one of this
     /// session, or else the one waiting for them).
     async fn cancel(&self, turn: &Turn, envelope: &RequestEnvelope) -> ResponseBuilder {
         let Ok(Speaker::Known(user)) = self.identity.who(envelope).await else {
@@ -508,6 +542,13 @@ fn session_ended(ended: &SessionEndedRequest) -> ResponseEnvelope {
 fn skill_event(event: &SkillEvent) -> ResponseEnvelope {
     info!(event = %event.event_type, "skill event");
     ResponseEnvelope::empty()
+}
+
+/// Whether Alexa heard what could be a whole code: a number of 4 to 6 digits (AMAZON.NUMBER
+/// drops leading zeros, so "081804" arrives as "81804").
+fn is_whole_code(spoken: &str) -> bool {
+    let spoken = spoken.trim();
+    (4..=6).contains(&spoken.len()) && spoken.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Name-free interaction: voxgate claims the read-only questions it can answer without a

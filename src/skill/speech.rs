@@ -87,6 +87,13 @@ pub enum Line {
     HeldReprompt,
     /// Asks for the code.
     AskCode,
+    /// What was heard is not a whole code: asked again, costing no try.
+    CodeNotHeard,
+    /// "stop" with an operation held: it keeps waiting.
+    StillWaiting {
+        /// Its summary.
+        summary: String,
+    },
     /// The operation ran (or is under way), as its report says.
     Done(Report),
     /// The guard found the resources changed since the approval.
@@ -319,6 +326,15 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::HeldReprompt => "Say the code shown in your voxgate app, or say cancel.",
         Line::AskCode => "What's the code shown in your voxgate app?",
+        Line::CodeNotHeard => {
+            "I didn't catch the whole code. Please say all six digits shown in your voxgate app."
+        }
+        Line::StillWaiting { summary } => {
+            return format!(
+                "Okay. This is still waiting for its code: {summary}. Say cancel to drop it. \
+                 Goodbye."
+            );
+        }
         Line::Done(Report::Instance(op)) => {
             let doing = match op.action {
                 Action::Start => "Starting",
@@ -990,6 +1006,10 @@ mod tests {
                 accounts: vec!["prod".into(), "staging".into()],
             }),
             Line::Reply(Reply::AskAmount),
+            Line::CodeNotHeard,
+            Line::StillWaiting {
+                summary: "Stop web-1 in prod, Ireland".into(),
+            },
             Line::Reply(Reply::AlarmsFiring(vec![Scoped {
                 scope: scope.clone(),
                 found: Ok(vec!["web-cpu".into(), "db-disk".into()]),

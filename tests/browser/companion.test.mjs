@@ -202,7 +202,7 @@ test("the code rolls over without a reload, and an expired approval says so", as
     // Expiry after 60 s; the service sweeps every 5 s.
     await page.locator('.outcomes li[data-kind="expired"]').waitFor({ timeout: 75000 });
     await page.locator(".card").waitFor({ state: "detached" });
-    assert.match(await page.locator(".outcomes").textContent(), /Expired, nothing ran: Reboot instance web-1/);
+    assert.match(await page.locator(".outcomes").textContent(), /Expired, nothing ran: Reboot web-1 in prod, Ireland/);
     await screenshot(page, "expired-phone");
   } finally {
     await v.stop();

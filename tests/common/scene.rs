@@ -46,14 +46,15 @@ pub fn critical(server: &TestServer, who: &str, intent: &str, instance: &str) ->
 
 /// What Alexa sends when the person says `code` in answer to the elicitation.
 pub fn say_code(server: &TestServer, who: &str, challenge: &str, code: &str) -> Value {
-    // AMAZON.NUMBER drops leading zeros: "081804" arrives as "81804".
-    let spoken = code.trim_start_matches('0');
-    let mut body = intent_from(
-        who,
-        "VerifyCodeIntent",
-        &[("code", if spoken.is_empty() { "0" } else { spoken })],
-        server.now(),
-    );
+    // AMAZON.NUMBER drops leading zeros: "081804" arrives as "81804". (A code with three
+    // or more, "000123", is taken as said digit by digit.) Anything else is sent as given.
+    let trimmed = code.trim_start_matches('0');
+    let spoken = if code.len() == 6 && trimmed.len() >= 4 {
+        trimmed
+    } else {
+        code
+    };
+    let mut body = intent_from(who, "VerifyCodeIntent", &[("code", spoken)], server.now());
     body["session"]["attributes"] = json!({"challengeId": challenge});
     body
 }
