@@ -170,6 +170,7 @@ impl App {
         let router = Router::new()
             .route("/alexa", alexa)
             .route("/healthz", get(healthz))
+            .route("/", get(index))
             .with_state(state)
             // Companion bodies are small and must arrive whole within the body timeout (a
             // trickle of one byte a second does not hold a connection).
@@ -268,6 +269,23 @@ async fn overloaded(_: tower::BoxError) -> (axum::http::StatusCode, Json<serde_j
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"error": "busy", "reason": "too-many-requests"})),
     )
+}
+
+/// `GET /`: what this service is, for whoever opens its address in a browser.
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(concat!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        "<title>voxgate</title></head><body style=\"font-family: system-ui, sans-serif; ",
+        "max-width: 40rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5\">",
+        "<h1>voxgate</h1>",
+        "<p>This is the backend of the Cloud Gate Alexa skill: it runs operations on AWS ",
+        "accounts by voice. Alexa talks to it at <code>/alexa</code>; anything that changes ",
+        "an account waits for the one-time code shown in the companion app.</p>",
+        "<p><a href=\"/app\">Open the voxgate companion app</a> to see the codes ",
+        "(pair it with a code from your voxgate operator).</p>",
+        "</body></html>"
+    ))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -68,8 +68,10 @@ pub enum Speaker {
     Known(User),
     /// Account linking is on and the token is missing or invalid.
     LinkRequired,
-    /// No user is enrolled for this Alexa user id (or token subject).
-    Unknown,
+    /// No user is enrolled for this Alexa user id (or token subject): how to enrol them,
+    /// as the flag and value `voxgate user add` takes (`--alexa-user-id amzn1.ask.…`), if
+    /// the request named them at all.
+    Unknown(Option<(&'static str, String)>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,7 +394,7 @@ impl Identity {
     /// Who sent `envelope`.
     pub async fn who(&self, envelope: &RequestEnvelope) -> Result<Speaker, StoreError> {
         let Some(user) = envelope.user() else {
-            return Ok(Speaker::Unknown);
+            return Ok(Speaker::Unknown(None));
         };
         match &self.tokens {
             Some(tokens) => {
@@ -406,10 +408,10 @@ impl Identity {
                     Some(user) => Ok(Speaker::Known(user)),
                     None => {
                         warn!(
-                            oauth_subject = %subject,
-                            "unknown user spoke; enrol with: voxgate user add --oauth-subject"
+                            "unknown user spoke; enrol with: voxgate user add --tenant TENANT \
+                             --name NAME --oauth-subject {subject}"
                         );
-                        Ok(Speaker::Unknown)
+                        Ok(Speaker::Unknown(Some(("--oauth-subject", subject))))
                     }
                 }
             }
@@ -417,10 +419,14 @@ impl Identity {
                 Some(known) => Ok(Speaker::Known(known)),
                 None => {
                     warn!(
-                        alexa_user_id = %user.user_id,
-                        "unknown user spoke; enrol with: voxgate user add --alexa-user-id"
+                        "unknown user spoke; enrol with: voxgate user add --tenant TENANT \
+                         --name NAME --alexa-user-id {}",
+                        user.user_id
                     );
-                    Ok(Speaker::Unknown)
+                    Ok(Speaker::Unknown(Some((
+                        "--alexa-user-id",
+                        user.user_id.clone(),
+                    ))))
                 }
             },
         }

@@ -453,7 +453,16 @@ async fn a_stranger_hears_how_to_get_set_up() {
         speech(&response).starts_with("I don't know you yet"),
         "{response}"
     );
-    assert!(speech(&response).contains("the id to enrol"), "{response}");
+    assert!(
+        speech(&response).contains("the card in your Alexa app"),
+        "{response}"
+    );
+    // The card carries the whole command the operator needs.
+    assert_eq!(
+        response["response"]["card"]["content"],
+        "Ask your voxgate operator to enrol you:\nvoxgate user add --tenant TENANT --name NAME \
+         --alexa-user-id amzn1.ask.account.STRANGER"
+    );
 }
 
 #[tokio::test]

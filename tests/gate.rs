@@ -130,7 +130,8 @@ async fn a_wrong_code_is_refused_and_asked_again() {
     let response = s.server.say(say_code(&s.server, ALICE, &id, wrong)).await;
     assert_eq!(
         speech(&response),
-        "That code didn't match; you have 3 tries left."
+        "That code didn't match; you have 3 tries left. One more wrong code and you'll have to \
+         wait 30 seconds."
     );
     assert_eq!(count(&s.proxy, "StopInstances"), 0);
     assert_eq!(state_of(&s.ec2, &s.web1).await, "running");
@@ -376,14 +377,18 @@ async fn cancel_ends_the_challenge_for_good() {
 async fn wrong_codes_lock_the_user_out_across_sessions_and_challenges() {
     let s = scene(Backend::Sqlite).await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
-    for tries_left in [4, 3, 2] {
+    // The warning comes before the lockout, and the lockout is said when it starts.
+    for said in [
+        "That code didn't match; you have 4 tries left.",
+        "That code didn't match; you have 3 tries left. One more wrong code and you'll have to \
+         wait 30 seconds.",
+        "That code didn't match, and that's too many wrong codes in a row: wait 30 seconds \
+         before the next one. You have 2 tries left.",
+    ] {
         let code = code_for(&s, &id).await;
         let wrong = wrong_code(&code, 1);
         let response = s.server.say(say_code(&s.server, ALICE, &id, &wrong)).await;
-        assert_eq!(
-            speech(&response),
-            format!("That code didn't match; you have {tries_left} tries left.")
-        );
+        assert_eq!(speech(&response), said);
     }
     // Three wrong codes: even the right one is refused for 30 seconds, in a new session too.
     let code = code_for(&s, &id).await;
@@ -412,7 +417,7 @@ async fn wrong_codes_lock_the_user_out_across_sessions_and_challenges() {
     );
     let response = s.server.say(say_code(&s.server, ALICE, &id, &code)).await;
     assert!(
-        speech(&response).starts_with("Too many wrong codes. Please wait 60 seconds"),
+        speech(&response).starts_with("Too many wrong codes. Please wait 1 minute,"),
         "{response}"
     );
 
@@ -1429,4 +1434,26 @@ async fn a_partial_or_unheard_code_is_asked_again_without_costing_a_try() {
     );
     assert_eq!(outcomes(&s.server).await, ["held", "wrong-code"]);
     let _ = held;
+}
+
+#[tokio::test]
+async fn what_is_waiting_and_repeat_read_the_held_operation_again() {
+    let s = scene(Backend::Sqlite).await;
+    let nothing = s.ask("WhatIsWaitingIntent", &[]).await;
+    assert_eq!(
+        speech(&nothing),
+        "Nothing is waiting for your approval. What would you like to do?"
+    );
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    for intent in ["WhatIsWaitingIntent", "AMAZON.RepeatIntent"] {
+        let again = s.ask(intent, &[]).await;
+        assert_eq!(
+            speech(&again),
+            "I'll stop web-1 in prod, Ireland, once you say the code from your voxgate app."
+        );
+        assert_eq!(challenge_id(&again), id);
+        assert_eq!(again["response"]["directives"][0]["slotToElicit"], "code");
+    }
+    let done = s.approve(&s.ask("WhatIsWaitingIntent", &[]).await).await;
+    assert_eq!(speech(&done), "Stopping web-1 now.");
 }

@@ -143,6 +143,15 @@ async fn healthz_answers() {
 }
 
 #[tokio::test]
+async fn the_root_page_says_what_this_is_and_links_the_companion_app() {
+    let server = TestServer::start(&PKI).await;
+    let (status, body) = server.get("/").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Cloud Gate Alexa skill"), "{body}");
+    assert!(body.contains("href=\"/app\""), "{body}");
+}
+
+#[tokio::test]
 async fn unknown_paths_are_404() {
     let server = TestServer::start(&PKI).await;
     let (status, _) = server.get("/nope").await;

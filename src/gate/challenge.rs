@@ -185,6 +185,12 @@ pub enum Verdict {
         tries_left: i64,
         /// The challenge.
         challenge: Challenge,
+        /// How long the person must now wait before the next code is checked, if this wrong
+        /// code started a lockout.
+        locked_for: Option<Duration>,
+        /// How long the next wrong code would lock them out, if it would: the warning comes
+        /// before the lockout.
+        next_lockout: Option<Duration>,
     },
     /// Wrong code, and the last allowed: the challenge is cancelled.
     TooManyWrongCodes(Challenge),

@@ -229,14 +229,18 @@ impl Gate {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         let failures = tx.count_user_failure(&user.id).await?;
-        if failures >= LOCKOUT_AFTER {
+        let lockout = |failures: i64| {
             let doublings = u32::try_from(failures - LOCKOUT_AFTER)
                 .unwrap_or(u32::MAX)
                 .min(16);
-            let delay = (FIRST_LOCKOUT * 2_i32.pow(doublings)).min(MAX_LOCKOUT);
+            (FIRST_LOCKOUT * 2_i32.pow(doublings)).min(MAX_LOCKOUT)
+        };
+        let locked_for = (failures >= LOCKOUT_AFTER).then(|| lockout(failures));
+        if let Some(delay) = locked_for {
             tx.lock_user(&user.id, (now + delay).unix_timestamp())
                 .await?;
         }
+        let next_lockout = (failures + 1 >= LOCKOUT_AFTER).then(|| lockout(failures + 1));
         let Some(wrong) = tx.count_wrong_code(&challenge.id).await? else {
             drop(tx);
             return Ok(match self.challenge_of(user, &challenge.id).await {
@@ -283,6 +287,8 @@ impl Gate {
         Ok(Verdict::WrongCode {
             tries_left: MAX_WRONG_CODES - wrong,
             challenge,
+            locked_for,
+            next_lockout,
         })
     }
 }

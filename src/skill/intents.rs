@@ -20,6 +20,10 @@ pub enum IntentName {
     NavigateHome,
     /// The person speaks the one-time code from the companion app.
     VerifyCode,
+    /// "repeat": the held operation is read again.
+    Repeat,
+    /// "what's waiting for my approval".
+    WhatIsWaiting,
 }
 
 /// The slot of [`IntentName::VerifyCode`] that carries the spoken code.
@@ -34,6 +38,8 @@ impl IntentName {
         Self::Fallback,
         Self::NavigateHome,
         Self::VerifyCode,
+        Self::Repeat,
+        Self::WhatIsWaiting,
     ];
 
     /// The name as it appears in the interaction model and in requests.
@@ -45,6 +51,8 @@ impl IntentName {
             Self::Fallback => "AMAZON.FallbackIntent",
             Self::NavigateHome => "AMAZON.NavigateHomeIntent",
             Self::VerifyCode => "VerifyCodeIntent",
+            Self::Repeat => "AMAZON.RepeatIntent",
+            Self::WhatIsWaiting => "WhatIsWaitingIntent",
         }
     }
 
@@ -60,7 +68,13 @@ impl IntentName {
                 name: CODE_SLOT,
                 slot_type: "AMAZON.NUMBER",
             }],
-            Self::Help | Self::Stop | Self::Cancel | Self::Fallback | Self::NavigateHome => &[],
+            Self::Help
+            | Self::Stop
+            | Self::Cancel
+            | Self::Fallback
+            | Self::NavigateHome
+            | Self::Repeat
+            | Self::WhatIsWaiting => &[],
         }
     }
 }

@@ -160,6 +160,7 @@ impl Skill {
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
             IntentName::VerifyCode => self.verify_code(turn, envelope, &request.intent).await,
+            IntentName::Repeat | IntentName::WhatIsWaiting => self.waiting(turn, envelope).await,
         }
     }
 
@@ -393,7 +394,16 @@ impl Skill {
             Verdict::WrongCode {
                 tries_left,
                 challenge,
-            } => turn.ask_for_code(Line::WrongCode { tries_left }, &challenge),
+                locked_for,
+                next_lockout,
+            } => turn.ask_for_code(
+                Line::WrongCode {
+                    tries_left,
+                    wait_seconds: locked_for.map(|d| d.whole_seconds().max(1)),
+                    next_lockout_seconds: next_lockout.map(|d| d.whole_seconds().max(1)),
+                },
+                &challenge,
+            ),
             Verdict::TooManyWrongCodes(_) => turn.say(Line::TooManyWrongCodes).end_session(true),
             Verdict::LockedOut(wait) => turn
                 .say(Line::LockedOut {
@@ -415,6 +425,28 @@ impl Skill {
                 .say(Line::NothingToVerify)
                 .reprompt(turn.speech(Line::HelpReprompt))
                 .end_session(false),
+        }
+    }
+
+    /// "repeat", "what's waiting for my approval": the held operation read again (and its
+    /// code asked for), or that nothing is waiting.
+    async fn waiting(&self, turn: &Turn, envelope: &RequestEnvelope) -> ResponseBuilder {
+        let user = match self.speaker(turn, envelope).await {
+            Ok(user) => user,
+            Err(answer) => return answer,
+        };
+        match self.gate.pending(&user.id).await {
+            Ok(Some(waiting)) => turn.ask_for_code(
+                Line::Held {
+                    summary: waiting.summary.clone(),
+                },
+                &waiting,
+            ),
+            Ok(None) => turn
+                .say(Line::NothingWaiting)
+                .reprompt(turn.speech(Line::HelpReprompt))
+                .end_session(false),
+            Err(error) => turn.gate_failure(&error),
         }
     }
 
@@ -483,7 +515,21 @@ impl Skill {
                 .say(Line::LinkAccount)
                 .card(Card::LinkAccount)
                 .end_session(true)),
-            Ok(Speaker::Unknown) => Err(turn.say(Line::NotEnrolled).end_session(true)),
+            Ok(Speaker::Unknown(id)) => {
+                let answer = turn.say(Line::NotEnrolled);
+                Err(match id {
+                    // The card shows what the operator needs to enrol them.
+                    Some((flag, value)) => answer.simple_card(
+                        Line::CardTitle.text(turn.locale),
+                        format!(
+                            "Ask your voxgate operator to enrol you:\nvoxgate user add --tenant \
+                             TENANT --name NAME {flag} {value}"
+                        ),
+                    ),
+                    None => answer,
+                }
+                .end_session(true))
+            }
             Err(error) => {
                 warn!(%error, "store unavailable while identifying the speaker");
                 Err(turn.say(Line::InternalError).end_session(true))

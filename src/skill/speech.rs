@@ -89,6 +89,8 @@ pub enum Line {
     AskCode,
     /// What was heard is not a whole code: asked again, costing no try.
     CodeNotHeard,
+    /// "what's waiting": nothing.
+    NothingWaiting,
     /// "stop" with an operation held: it keeps waiting.
     StillWaiting {
         /// Its summary.
@@ -102,6 +104,10 @@ pub enum Line {
     WrongCode {
         /// Tries left.
         tries_left: i64,
+        /// Seconds to wait before the next code is checked, if this one started a lockout.
+        wait_seconds: Option<i64>,
+        /// Seconds the next wrong code would lock the person out for, if it would.
+        next_lockout_seconds: Option<i64>,
     },
     /// The last wrong code: the request is cancelled.
     TooManyWrongCodes,
@@ -201,6 +207,22 @@ fn list_with(names: &[String], conjunction: &str) -> String {
     }
 }
 
+/// A wait as it is said: "30 seconds", "1 minute", "4 minutes" (rounded up).
+fn wait_words(seconds: i64) -> String {
+    match seconds {
+        ..=1 => "1 second".to_owned(),
+        2..=59 => format!("{seconds} seconds"),
+        _ => {
+            let minutes = (seconds + 59) / 60;
+            count(
+                usize::try_from(minutes).unwrap_or(usize::MAX),
+                "minute",
+                "minutes",
+            )
+        }
+    }
+}
+
 /// "Stop web-1 in prod" → "stop web-1 in prod" (a summary inside a sentence).
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
@@ -290,7 +312,7 @@ pub fn en_us(line: &Line) -> String {
         Line::CardTitle => "Cloud gate",
         Line::NotEnrolled => {
             "I don't know you yet, so I can't reach any AWS account for you. Ask your voxgate \
-             operator to enrol you; they'll find the id to enrol in voxgate's log."
+             operator to enrol you; the card in your Alexa app shows what they need."
         }
         Line::LinkAccount => {
             "Please link your voxgate account first. I've sent a card to your Alexa app to do \
@@ -326,6 +348,7 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::HeldReprompt => "Say the code shown in your voxgate app, or say cancel.",
         Line::AskCode => "What's the code shown in your voxgate app?",
+        Line::NothingWaiting => "Nothing is waiting for your approval. What would you like to do?",
         Line::CodeNotHeard => {
             "I didn't catch the whole code. Please say all six digits shown in your voxgate app."
         }
@@ -375,13 +398,29 @@ pub fn en_us(line: &Line) -> String {
             "Something changed since you approved it, so I didn't run it. Nothing was \
              changed. Ask again to see what can be done now."
         }
-        Line::WrongCode { tries_left } => {
+        Line::WrongCode {
+            tries_left,
+            wait_seconds,
+            next_lockout_seconds,
+        } => {
             let tries = if *tries_left == 1 {
                 "1 try".to_owned()
             } else {
                 format!("{tries_left} tries")
             };
-            return format!("That code didn't match; you have {tries} left.");
+            return match (wait_seconds, next_lockout_seconds) {
+                (Some(wait), _) => format!(
+                    "That code didn't match, and that's too many wrong codes in a row: wait {} \
+                     before the next one. You have {tries} left.",
+                    wait_words(*wait)
+                ),
+                (None, Some(next)) => format!(
+                    "That code didn't match; you have {tries} left. One more wrong code and \
+                     you'll have to wait {}.",
+                    wait_words(*next)
+                ),
+                (None, None) => format!("That code didn't match; you have {tries} left."),
+            };
         }
         Line::TooManyWrongCodes => {
             "That code didn't match either, and that was the last try, so I cancelled the \
@@ -389,8 +428,9 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::LockedOut { seconds } => {
             return format!(
-                "Too many wrong codes. Please wait {seconds} seconds, then say the code again. \
-                 Nothing was changed."
+                "Too many wrong codes. Please wait {}, then say the code again. Nothing was \
+                 changed.",
+                wait_words(*seconds)
             );
         }
         Line::CodeReused => "That code was already used, so I didn't run anything again.",
@@ -1007,6 +1047,18 @@ mod tests {
             }),
             Line::Reply(Reply::AskAmount),
             Line::CodeNotHeard,
+            Line::NothingWaiting,
+            Line::WrongCode {
+                tries_left: 2,
+                wait_seconds: None,
+                next_lockout_seconds: Some(30),
+            },
+            Line::WrongCode {
+                tries_left: 1,
+                wait_seconds: Some(240),
+                next_lockout_seconds: Some(480),
+            },
+            Line::LockedOut { seconds: 3600 },
             Line::StillWaiting {
                 summary: "Stop web-1 in prod, Ireland".into(),
             },
@@ -1209,6 +1261,14 @@ mod more_tests {
             "Your monthly budget is about 500 dollars a month, and you've used about 42 dollars \
              of it, 8 percent."
         );
+    }
+
+    #[test]
+    fn long_waits_are_said_in_minutes() {
+        assert_eq!(wait_words(30), "30 seconds");
+        assert_eq!(wait_words(60), "1 minute");
+        assert_eq!(wait_words(61), "2 minutes");
+        assert_eq!(wait_words(3600), "60 minutes");
     }
 
     #[test]
