@@ -114,7 +114,7 @@ pub struct DialogArgs {
     /// The locale of the requests and of the interaction model.
     #[arg(long, default_value = "en-US")]
     pub locale: String,
-    /// The interaction model (default interaction-model/<locale>.json).
+    /// The interaction model (default skill-package/interactionModels/custom/<locale>.json).
     #[arg(long, value_name = "FILE")]
     pub model: Option<std::path::PathBuf>,
     /// Run a conversation from FILE (`say: …` and `expect: REGEX` lines) and exit non-zero

@@ -11,11 +11,17 @@ use common::scene::*;
 use common::*;
 use voxgate::dialog::model::{Heard, Model};
 
-fn model() -> Model {
+fn model_of(locale: &str) -> Model {
     Model::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interaction-model/en-US.json"),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "skill-package/interactionModels/custom/{locale}.json"
+        )),
     )
     .unwrap()
+}
+
+fn model() -> Model {
+    model_of("en-US")
 }
 
 /// A value a person might say for a slot of `slot_type`.
@@ -32,7 +38,12 @@ fn value_for(model: &Model, slot_type: &str) -> String {
 
 #[test]
 fn every_sample_reaches_its_own_intent_with_its_slots() {
-    let model = model();
+    for locale in ["en-US", "en-GB"] {
+        every_sample_of(&model_of(locale));
+    }
+}
+
+fn every_sample_of(model: &Model) {
     let mut wrong = Vec::new();
     for (intent, sample) in model.samples() {
         let mut expected = BTreeMap::new();
@@ -42,7 +53,7 @@ fn every_sample_reaches_its_own_intent_with_its_slots() {
                 |token| match token.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
                     Some(slot) => {
                         let slot_type = model.slot_type(&intent, slot).unwrap().to_owned();
-                        let value = value_for(&model, &slot_type);
+                        let value = value_for(model, &slot_type);
                         expected.insert(slot.to_owned(), value.clone());
                         value
                     }

@@ -8,20 +8,62 @@ use std::path::Path;
 use serde_json::Value;
 use voxgate::skill::intents::handled;
 
+/// Every locale voxgate ships a model for (the manifest must list each one).
+const LOCALES: &[&str] = &["en-US", "en-GB"];
+
 fn load(file: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("interaction-model")
+        .join("skill-package")
         .join(file);
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-fn model_intents() -> BTreeMap<String, Value> {
-    load("en-US.json")["interactionModel"]["languageModel"]["intents"]
+fn model(locale: &str) -> Value {
+    load(&format!("interactionModels/custom/{locale}.json"))
+}
+
+fn intents_of(locale: &str) -> BTreeMap<String, Value> {
+    model(locale)["interactionModel"]["languageModel"]["intents"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| (i["name"].as_str().unwrap().to_owned(), i.clone()))
         .collect()
+}
+
+fn model_intents() -> BTreeMap<String, Value> {
+    intents_of("en-US")
+}
+
+#[test]
+fn every_locale_has_the_same_intents_and_slots_and_is_in_the_manifest() {
+    let manifest = load("skill.json");
+    let shape = |locale: &str| -> BTreeMap<String, Value> {
+        intents_of(locale)
+            .into_iter()
+            .map(|(name, intent)| (name, intent["slots"].clone()))
+            .collect()
+    };
+    for locale in LOCALES {
+        assert_eq!(shape(locale), shape("en-US"), "{locale}");
+        assert!(
+            manifest["manifest"]["publishingInformation"]["locales"][locale].is_object(),
+            "{locale} is missing from the manifest"
+        );
+        assert_eq!(
+            model(locale)["interactionModel"]["languageModel"]["invocationName"],
+            "cloud gate"
+        );
+    }
+    // `ask deploy` finds the package through ask-resources.json.
+    let resources: Value = serde_json::from_slice(
+        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("ask-resources.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        resources["profiles"]["default"]["skillMetadata"]["src"],
+        "./skill-package"
+    );
 }
 
 #[test]
@@ -99,7 +141,7 @@ fn samples_only_use_declared_slots_and_custom_intents_have_samples() {
 
 #[test]
 fn the_invocation_name_is_cloud_gate() {
-    let model = load("en-US.json");
+    let model = model("en-US");
     assert_eq!(
         model["interactionModel"]["languageModel"]["invocationName"],
         "cloud gate"

@@ -496,10 +496,10 @@ pub fn parse_script(text: &str) -> Result<Vec<(usize, Step)>, String> {
 
 /// Where the interaction model of `locale` lives, relative to the repository.
 pub fn model_path(locale: &str) -> PathBuf {
-    PathBuf::from("interaction-model").join(format!("{locale}.json"))
+    PathBuf::from("skill-package/interactionModels/custom").join(format!("{locale}.json"))
 }
 
-/// The model of `locale`: `path` if given, else `interaction-model/<locale>.json` if there
+/// The model of `locale`: `path` if given, else `skill-package/interactionModels/custom/<locale>.json` if there
 /// is one here, else the copy built into voxgate (so the dialog works from any directory).
 pub fn load_model(path: Option<&std::path::Path>, locale: &str) -> anyhow::Result<Model> {
     if let Some(path) = path {
@@ -510,7 +510,8 @@ pub fn load_model(path: Option<&std::path::Path>, locale: &str) -> anyhow::Resul
         return Ok(Model::load(&local)?);
     }
     let built_in = match locale {
-        "en-US" => include_str!("../../interaction-model/en-US.json"),
+        "en-US" => include_str!("../../skill-package/interactionModels/custom/en-US.json"),
+        "en-GB" => include_str!("../../skill-package/interactionModels/custom/en-GB.json"),
         other => {
             anyhow::bail!("no interaction model for {other}: give one with --model, or use en-US")
         }

@@ -192,7 +192,7 @@ fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 impl Model {
-    /// Reads `interaction-model/<locale>.json`-style files.
+    /// Reads `skill-package/interactionModels/custom/<locale>.json`-style files.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| ModelError::Read {

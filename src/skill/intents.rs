@@ -1,5 +1,5 @@
 //! The intents voxgate understands: the built-ins answered by the skill itself, and every
-//! intent of the operation catalog. Together they and `interaction-model/*.json` must agree
+//! intent of the operation catalog. Together they and `skill-package/interactionModels/custom/*.json` must agree
 //! in both directions (a test checks it): an intent in the model without a handler would
 //! leave a person talking to nothing, a handler without an intent is dead code.
 

@@ -20,12 +20,15 @@ pub enum Locale {
     /// fallback for locales voxgate does not speak yet.
     #[default]
     EnUs,
+    /// English (United Kingdom).
+    EnGb,
 }
 
 impl Locale {
     /// The locale for a request's `locale` tag.
     pub fn from_tag(tag: Option<&str>) -> Self {
         match tag {
+            Some("en-GB") => Self::EnGb,
             Some(_) | None => Self::EnUs,
         }
     }
@@ -173,6 +176,7 @@ impl Line {
     pub fn text(&self, locale: Locale) -> String {
         match locale {
             Locale::EnUs => en_us(self),
+            Locale::EnGb => en_gb(self),
         }
     }
 }
@@ -281,6 +285,12 @@ fn instances_text(place: &str, counts: &InstanceCounts) -> String {
         sentences.push(format!("{} {verb} starting or stopping.", counts.changing));
     }
     sentences.join(" ")
+}
+
+/// English (United Kingdom): the same sentences, with "OK" as British writers spell it.
+/// Money stays in the account's currency (AWS bills in US dollars).
+pub fn en_gb(line: &Line) -> String {
+    en_us(line).replace("Okay", "OK")
 }
 
 /// English (United States).
@@ -935,7 +945,7 @@ mod tests {
         })
     }
 
-    fn every_line() -> Vec<Line> {
+    pub(super) fn every_line() -> Vec<Line> {
         let scope = Scope {
             account: Some("prod".into()),
             region: "eu-west-1".into(),
@@ -1239,6 +1249,7 @@ mod tests {
 
 #[cfg(test)]
 mod more_tests {
+    use super::tests::every_line;
     use super::*;
 
     #[test]
@@ -1261,6 +1272,19 @@ mod more_tests {
             "Your monthly budget is about 500 dollars a month, and you've used about 42 dollars \
              of it, 8 percent."
         );
+    }
+
+    #[test]
+    fn british_english_is_spoken_to_en_gb_requests() {
+        assert_eq!(Locale::from_tag(Some("en-GB")), Locale::EnGb);
+        assert_eq!(Locale::from_tag(Some("en-AU")), Locale::EnUs);
+        assert_eq!(
+            Line::Goodbye.text(Locale::EnGb),
+            "OK, nothing more to do. Goodbye."
+        );
+        for line in every_line() {
+            assert!(!line.text(Locale::EnGb).is_empty(), "{line:?}");
+        }
     }
 
     #[test]
