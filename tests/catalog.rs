@@ -434,3 +434,35 @@ async fn the_cleanup_report_counts_snapshots_once_they_are_old_enough() {
         }
     }
 }
+
+/// At the start of a session that stays open, Alexa learns the person's own instance names.
+#[tokio::test]
+async fn a_new_session_teaches_alexa_the_persons_instance_names() {
+    let scene = scene(Backend::Sqlite).await;
+    let mut launch = intent_from(ALICE, "AMAZON.HelpIntent", &[], scene.server.now());
+    launch["session"]["new"] = serde_json::json!(true);
+    launch["request"] = serde_json::json!({
+        "type": "LaunchRequest",
+        "requestId": launch["request"]["requestId"].clone(),
+        "timestamp": launch["request"]["timestamp"].clone(),
+        "locale": "en-US",
+    });
+    let response = scene.server.say(launch).await;
+    let directive = &response["response"]["directives"][0];
+    assert_eq!(directive["type"], "Dialog.UpdateDynamicEntities");
+    assert_eq!(directive["updateBehavior"], "REPLACE");
+    assert_eq!(directive["types"][0]["name"], "INSTANCE_NAME");
+    let values = directive["types"][0]["values"].as_array().unwrap();
+    let web1 = values
+        .iter()
+        .find(|v| v["id"] == scene.web1.as_str())
+        .unwrap();
+    assert_eq!(web1["name"]["value"], "web-1");
+    assert_eq!(web1["name"]["synonyms"], serde_json::json!(["web 1"]));
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert_eq!(response["response"]["shouldEndSession"], false);
+
+    // A later turn of the session, or one that ends it, carries none.
+    let help = scene.ask("AMAZON.HelpIntent", &[]).await;
+    assert!(help["response"]["directives"].is_null(), "{help}");
+}

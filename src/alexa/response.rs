@@ -118,6 +118,42 @@ pub enum Directive {
         #[serde(skip_serializing_if = "Option::is_none")]
         updated_intent: Option<Intent>,
     },
+    /// Teach Alexa this person's own slot values for the rest of the session ("payroll-blue"
+    /// as well as the model's examples).
+    #[serde(rename = "Dialog.UpdateDynamicEntities", rename_all = "camelCase")]
+    UpdateDynamicEntities {
+        /// `REPLACE`: these values stand for the session.
+        update_behavior: String,
+        /// Slot types and their values.
+        types: Vec<EntityType>,
+    },
+}
+
+/// A slot type's values for [`Directive::UpdateDynamicEntities`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityType {
+    /// The slot type, as in the model.
+    pub name: String,
+    /// Its values.
+    pub values: Vec<EntityValue>,
+}
+
+/// One value of an [`EntityType`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityValue {
+    /// The id entity resolution hands back.
+    pub id: String,
+    /// How it is said.
+    pub name: EntityName,
+}
+
+/// The words of an [`EntityValue`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntityName {
+    /// The value.
+    pub value: String,
+    /// Other ways to say it.
+    pub synonyms: Vec<String>,
 }
 
 /// Answer to a `CanFulfillIntentRequest`.
@@ -283,6 +319,13 @@ impl ResponseBuilder {
     pub fn can_fulfill(mut self, answer: CanFulfillIntent) -> Self {
         self.envelope.response.can_fulfill_intent = Some(answer);
         self
+    }
+
+    /// Whether the response keeps the session open and has no directive yet (the only kind
+    /// a dynamic-entities update may join).
+    pub fn open_without_directives(&self) -> bool {
+        self.envelope.response.should_end_session == Some(false)
+            && self.envelope.response.directives.is_empty()
     }
 
     /// The response, if Alexa would accept it.

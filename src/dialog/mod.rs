@@ -447,6 +447,46 @@ impl Conversation {
                         self.waiting = Waiting::Confirmation { intent };
                     }
                 }
+                "Dialog.UpdateDynamicEntities" => {
+                    let mut taught = 0;
+                    for t in directive
+                        .get("types")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                        let values: Vec<(Option<String>, Vec<String>)> = t
+                            .get("values")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .map(|v| {
+                                let mut names: Vec<String> = v
+                                    .pointer("/name/value")
+                                    .and_then(Value::as_str)
+                                    .map(str::to_owned)
+                                    .into_iter()
+                                    .collect();
+                                names.extend(
+                                    v.pointer("/name/synonyms")
+                                        .and_then(Value::as_array)
+                                        .into_iter()
+                                        .flatten()
+                                        .filter_map(Value::as_str)
+                                        .map(str::to_owned),
+                                );
+                                (
+                                    v.get("id").and_then(Value::as_str).map(str::to_owned),
+                                    names,
+                                )
+                            })
+                            .collect();
+                        taught += values.len();
+                        self.model.teach(name, values);
+                    }
+                    printed.directives.push(format!("{kind}: {taught} values"));
+                }
                 _ => printed.directives.push(kind),
             }
         }

@@ -313,6 +313,18 @@ impl Model {
         })
     }
 
+    /// Adds values a skill taught with `Dialog.UpdateDynamicEntities`: `(id, names)` of
+    /// `slot_type`, heard for the rest of the session.
+    pub fn teach(&mut self, slot_type: &str, values: Vec<(Option<String>, Vec<String>)>) {
+        let known = self.types.entry(slot_type.to_owned()).or_default();
+        for (id, names) in values {
+            known.push(TypeValue {
+                id,
+                names: names.iter().map(|n| normalise(n).join(" ")).collect(),
+            });
+        }
+    }
+
     /// The invocation name ("cloud gate").
     pub fn invocation(&self) -> &str {
         &self.invocation

@@ -67,6 +67,12 @@ pub trait Family: Sync {
     /// Answers a request for `declaration`: a read's findings, a question, or the
     /// critical operation to hold.
     async fn answer(&self, declaration: &'static Declaration, ask: &Ask<'_>) -> Answer;
+
+    /// This person's own values of the family's slot types, taught to Alexa at the start
+    /// of a session: (slot type, [(id, how it is said)]). None by default.
+    async fn dynamic_entities(&self, _ask: &Ask<'_>) -> Vec<(&'static str, Vec<(String, String)>)> {
+        Vec::new()
+    }
 }
 
 /// Every family.

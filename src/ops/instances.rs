@@ -412,6 +412,25 @@ impl Family for Instances {
         };
         result.unwrap_or_else(|answer| answer)
     }
+
+    /// The names of the person's instances, so Alexa hears "payroll-blue" too.
+    async fn dynamic_entities(&self, ask: &Ask<'_>) -> Vec<(&'static str, Vec<(String, String)>)> {
+        let mut values = Vec::new();
+        for reached in everywhere(ask, None).await {
+            if let Ok(instances) = reached.result {
+                values.extend(
+                    instances
+                        .into_iter()
+                        .filter(|i| i.name.is_some())
+                        .map(|i| (i.id.clone(), i.label().to_owned())),
+                );
+            }
+        }
+        if values.is_empty() {
+            return Vec::new();
+        }
+        vec![(INSTANCE.slot_type, values)]
+    }
 }
 
 /// Every live instance in each account.

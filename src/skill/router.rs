@@ -15,7 +15,10 @@ use crate::alexa::envelope::{
     CanFulfillIntentRequest, ConfirmationStatus, Intent, IntentRequest, RequestKind,
     SessionEndedReason, SessionEndedRequest, SkillEvent,
 };
-use crate::alexa::response::{CanFulfillIntent, Card, Directive, OutputSpeech, ResponseBuilder};
+use crate::alexa::response::{
+    CanFulfillIntent, Card, Directive, EntityName, EntityType, EntityValue, OutputSpeech,
+    ResponseBuilder,
+};
 use crate::alexa::{RequestEnvelope, ResponseEnvelope};
 use crate::audit::{Actor, Outcome};
 use crate::cloud::broker::{AwsSession, Broker, BrokerError};
@@ -126,7 +129,71 @@ impl Skill {
                 turn.say(Line::UnsupportedRequest).end_session(true)
             }
         };
+        // At the start of a session that stays open, Alexa learns the person's own
+        // resource names for the turns to come.
+        let new_session = envelope.session.as_ref().is_some_and(|s| s.new);
+        let builder = if new_session && builder.open_without_directives() {
+            match self.dynamic_entities(envelope).await {
+                Some(directive) => builder.directive(directive),
+                None => builder,
+            }
+        } else {
+            builder
+        };
         turn.finish(builder)
+    }
+
+    /// The `Dialog.UpdateDynamicEntities` for the speaker, if any family has values.
+    async fn dynamic_entities(&self, envelope: &RequestEnvelope) -> Option<Directive> {
+        let Ok(Speaker::Known(user)) = self.identity.who(envelope).await else {
+            return None;
+        };
+        let accounts = self.store.accounts(Some(&user.tenant_id)).await.ok()?;
+        if accounts.is_empty() {
+            return None;
+        }
+        let sessions = SpeakerSessions {
+            broker: &self.broker,
+            user: &user,
+        };
+        let ask = Ask {
+            slots: BTreeMap::new(),
+            accounts: &accounts,
+            managed: &self.managed_tag,
+            now: self.gate.now(),
+            settings: &self.settings,
+            context: None,
+            sessions: &sessions,
+        };
+        let mut types = Vec::new();
+        for family in crate::ops::catalog::families() {
+            for (name, values) in family.dynamic_entities(&ask).await {
+                types.push(EntityType {
+                    name: name.to_owned(),
+                    values: values
+                        .into_iter()
+                        .map(|(id, value)| {
+                            let spoken = value.replace(['-', '_', '.'], " ");
+                            EntityValue {
+                                id,
+                                name: EntityName {
+                                    synonyms: if spoken == value {
+                                        vec![]
+                                    } else {
+                                        vec![spoken]
+                                    },
+                                    value,
+                                },
+                            }
+                        })
+                        .collect(),
+                });
+            }
+        }
+        (!types.is_empty()).then(|| Directive::UpdateDynamicEntities {
+            update_behavior: "REPLACE".to_owned(),
+            types,
+        })
     }
 
     async fn intent(
