@@ -149,7 +149,14 @@ async fn a_typed_conversation_is_signed_verified_and_followed_across_turns() {
          say: cancel\n\
          expect: ^Okay, I cancelled it: Stop web-1 in prod, Ireland\n\
          say: make me a sandwich\n\
-         expect: ^$\n",
+         expect: ^$\n\
+         # Dialog.ConfirmIntent: yes replaces the waiting operation with the new one.\n\
+         say: ask cloud gate to stop web one\n\
+         expect: once you say the code\n\
+         say: ask cloud gate to reboot web one\n\
+         expect: ^You already have an approval waiting: Stop web-1\n\
+         say: yes\n\
+         expect: ^I'll reboot web-1 in prod, Ireland, once you say the code\n",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -162,7 +169,11 @@ async fn a_typed_conversation_is_signed_verified_and_followed_across_turns() {
         stdout.contains("no intent of the model fits that"),
         "{stdout}"
     );
-    assert_eq!(outcomes(&s.server).await, ["held", "cancelled"]);
+    assert!(stdout.contains("[Dialog.ConfirmIntent]"), "{stdout}");
+    assert_eq!(
+        outcomes(&s.server).await,
+        ["held", "cancelled", "held", "replaced", "held"]
+    );
 
     // A mismatch fails the run and names the line.
     let out = dialog(

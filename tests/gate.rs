@@ -220,7 +220,17 @@ async fn a_code_for_another_operation_does_not_approve() {
         asked["response"]["directives"][0]["type"],
         "Dialog.ConfirmIntent"
     );
+    // "yes" without what the question was about (a crafted or stale session) replaces
+    // nothing: the question is asked again.
     reboot["request"]["intent"]["confirmationStatus"] = json!("CONFIRMED");
+    reboot["request"]["requestId"] = json!(fresh_request_id());
+    let again = s.server.say(reboot.clone()).await;
+    assert!(
+        speech(&again).starts_with("You already have an approval waiting"),
+        "{again}"
+    );
+    // As Alexa does, the session carries the question's attributes to the "yes".
+    reboot["session"]["attributes"] = asked["sessionAttributes"].clone();
     reboot["request"]["requestId"] = json!(fresh_request_id());
     let held = s.server.say(reboot).await;
     assert!(
@@ -1035,7 +1045,10 @@ async fn a_code_for_a_replaced_or_already_approved_request_says_so() {
     let (_, first) = s.hold("StopInstanceIntent", "web-1").await;
     let first_code = code_for(&s, &first).await;
     let mut reboot = critical(&s.server, ALICE, "RebootInstanceIntent", "web-1");
+    let asked = s.server.say(reboot.clone()).await;
+    reboot["session"]["attributes"] = asked["sessionAttributes"].clone();
     reboot["request"]["intent"]["confirmationStatus"] = json!("CONFIRMED");
+    reboot["request"]["requestId"] = json!(fresh_request_id());
     let second = challenge_id(&s.server.say(reboot).await);
     let response = s
         .server

@@ -168,3 +168,31 @@ fn the_manifest_points_at_an_https_alexa_endpoint() {
             .all(|p| p.as_str().unwrap().contains("cloud gate"))
     );
 }
+
+#[test]
+fn every_custom_intent_has_at_least_eight_natural_samples() {
+    for locale in LOCALES {
+        for (name, intent) in intents_of(locale) {
+            if name.starts_with("AMAZON.") {
+                continue;
+            }
+            let samples = intent["samples"].as_array().unwrap().len();
+            assert!(samples >= 8, "{locale} {name} has only {samples} samples");
+        }
+    }
+    // The phrasings a person tries first.
+    let list: Vec<String> = intents_of("en-US")["ListInstancesIntent"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_lowercase())
+        .collect();
+    for phrase in [
+        "which instances are running",
+        "show my instances",
+        "what is stopped",
+        "what servers do i have",
+    ] {
+        assert!(list.iter().any(|s| s == phrase), "'{phrase}' is missing");
+    }
+}

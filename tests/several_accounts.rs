@@ -192,3 +192,42 @@ async fn an_account_wide_change_asks_which_account_and_never_guesses() {
          budget to 500 dollars\"."
     );
 }
+
+/// "Which one?" answered, then "should I replace the waiting one?" answered yes: what is
+/// held is the instance the person chose, not whatever the answer matches on its own.
+#[tokio::test]
+async fn yes_to_replacing_holds_exactly_the_instance_chosen() {
+    let t = two_accounts().await;
+    t.ask("StartInstanceIntent", "web one").await; // ambiguous; nothing held
+    let asked = t.ask("RebootInstanceIntent", "web one").await;
+    let first = t
+        .answer(&asked, "RebootInstanceIntent", "the one in prod")
+        .await;
+    assert!(
+        speech(&first).starts_with("I'll reboot web-1 in prod, Ireland"),
+        "{first}"
+    );
+    let asked = t.ask("StartInstanceIntent", "web one").await;
+    let question = t.answer(&asked, "StartInstanceIntent", "staging").await;
+    assert!(
+        speech(&question).starts_with("You already have an approval waiting: Reboot web-1 in prod"),
+        "{question}"
+    );
+    assert!(
+        speech(&question).contains("Start web-1 in staging"),
+        "{question}"
+    );
+    let mut yes = intent_from(
+        ALICE,
+        "StartInstanceIntent",
+        &[("instance", "staging")],
+        t.server.now(),
+    );
+    yes["session"]["attributes"] = question["sessionAttributes"].clone();
+    yes["request"]["intent"]["confirmationStatus"] = serde_json::json!("CONFIRMED");
+    let held = t.server.say(yes).await;
+    assert_eq!(
+        speech(&held),
+        "I'll start web-1 in staging, Ireland, once you say the code from your voxgate app."
+    );
+}

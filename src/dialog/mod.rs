@@ -277,8 +277,21 @@ impl Conversation {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
+                // A whole new request ("ask cloud gate to …", or words that are no value
+                // of the slot but fit another intent) goes to that intent, as with Alexa.
+                let invocation = model::normalise(self.model.invocation());
+                let addressed = words.len() > invocation.len()
+                    && ["ask", "tell", "alexa"].contains(&words[0].as_str());
+                let filled = self.model.resolve_slot(&name, &slot, line);
+                let fits_slot = filled.as_ref().is_some_and(|f| f.value != "?");
+                let other_intent = matches!(
+                    self.model.resolve(line),
+                    Heard::Intent { .. } | Heard::Launch
+                );
                 if built_in.is_none()
-                    && let Some(filled) = self.model.resolve_slot(&name, &slot, line)
+                    && !addressed
+                    && (fits_slot || !other_intent)
+                    && let Some(filled) = filled
                 {
                     intent["slots"][&slot] = slot_json(&slot, Some(&filled));
                     return Ok(self.intent_request(intent));

@@ -37,6 +37,10 @@ use self::turn::Turn;
 /// The session attribute that carries the held challenge's id between turns.
 pub const CHALLENGE_ATTRIBUTE: &str = "challengeId";
 
+/// The session attribute that carries the digest of the operation "should I replace …?"
+/// was about: "yes" replaces with that operation only.
+pub const REPLACE_ATTRIBUTE: &str = "replaceDigest";
+
 /// The session attribute that carries what a family asked to remember while it asks a
 /// question (`{"intent": …, "context": …}`); handed back only to the same intent.
 pub const CONTEXT_ATTRIBUTE: &str = "askContext";
@@ -344,7 +348,15 @@ impl Skill {
             Ok(challenge) => challenge,
             Err(GateError::AlreadyPending(old)) if old.digest == operation.digest() => *old,
             Err(GateError::AlreadyPending(old)) => match intent.confirmation_status {
-                ConfirmationStatus::Confirmed => {
+                // "yes" replaces only with the operation the question named: re-resolved now,
+                // it must have the same digest, else the question is asked again.
+                ConfirmationStatus::Confirmed
+                    if envelope
+                        .session_attributes()
+                        .get(REPLACE_ATTRIBUTE)
+                        .and_then(Value::as_str)
+                        == Some(operation.digest().as_str()) =>
+                {
                     match self
                         .gate
                         .replace(&speaking.user, &old.id, &operation, &acting)
@@ -362,7 +374,13 @@ impl Skill {
                         &old,
                     );
                 }
-                ConfirmationStatus::None | ConfirmationStatus::Unknown => {
+                ConfirmationStatus::Confirmed
+                | ConfirmationStatus::None
+                | ConfirmationStatus::Unknown => {
+                    // The session keeps what the question was about (and the family's
+                    // context, so the intent resolves the same way after "yes").
+                    let mut attributes = envelope.session_attributes();
+                    attributes.insert(REPLACE_ATTRIBUTE.to_owned(), json!(operation.digest()));
                     return turn
                         .say(Line::ReplaceAsk {
                             old: old.summary.clone(),
@@ -375,6 +393,7 @@ impl Skill {
                         .directive(Directive::ConfirmIntent {
                             updated_intent: Some(intent.clone()),
                         })
+                        .attributes(attributes)
                         .end_session(false);
                 }
             },
