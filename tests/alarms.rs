@@ -55,6 +55,28 @@ async fn a_cpu_alarm_is_set_by_voice_and_reported_when_it_fires() {
         )
         .await;
     assert!(speech(&same).contains("nothing to do"), "{same}");
+    // The owner wires the alarm to a notification topic; an update keeps it.
+    let topic = "arn:aws:sns:eu-west-1:123456789012:ops-pager";
+    cloudwatch
+        .put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("InstanceId")
+                .value(&scene.web1)
+                .build(),
+        )
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(300)
+        .evaluation_periods(1)
+        .threshold(80.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .alarm_actions(topic)
+        .send()
+        .await
+        .unwrap();
     let held = scene
         .ask(
             "CpuAlarmIntent",
@@ -63,6 +85,17 @@ async fn a_cpu_alarm_is_set_by_voice_and_reported_when_it_fires() {
         .await;
     assert!(speech(&held).contains("(now 80 percent)"), "{held}");
     scene.approve(&held).await;
+    let alarms = cloudwatch
+        .describe_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alarms.metric_alarms()[0].threshold(), Some(90.0));
+    assert_eq!(
+        alarms.metric_alarms()[0].alarm_actions(),
+        [topic.to_owned()]
+    );
 
     cloudwatch
         .set_alarm_state()

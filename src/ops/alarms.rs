@@ -350,7 +350,7 @@ impl Critical for AlarmOperation {
     /// the guard checks the instance just before.)
     fn policy(&self, aws_account: &str, _managed: &ManagedTag) -> SessionPolicy {
         SessionPolicy::allow(
-            &["cloudwatch:PutMetricAlarm"],
+            &["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
             &[&format!(
                 "arn:aws:cloudwatch:{}:{aws_account}:alarm:{}",
                 self.region,
@@ -388,8 +388,25 @@ impl Critical for AlarmOperation {
         _deadline: tokio::time::Instant,
     ) -> Result<Done, OpsError> {
         use aws_sdk_cloudwatch::operation::RequestId as _;
+        // PutMetricAlarm replaces the whole alarm: the notifications its owner wired to it
+        // are carried over, not dropped.
+        let existing = client(session, &self.region, false)
+            .describe_alarms()
+            .alarm_names(self.alarm_name())
+            .send()
+            .await
+            .map_err(OpsError::from_sdk)?;
+        let existing = existing
+            .metric_alarms()
+            .iter()
+            .find(|a| a.alarm_name() == Some(self.alarm_name().as_str()));
+        let kept =
+            |actions: Option<&[String]>| actions.map(<[String]>::to_vec).filter(|a| !a.is_empty());
         let request_id = client(session, &self.region, true)
             .put_metric_alarm()
+            .set_alarm_actions(kept(existing.map(|a| a.alarm_actions())))
+            .set_ok_actions(kept(existing.map(|a| a.ok_actions())))
+            .set_insufficient_data_actions(kept(existing.map(|a| a.insufficient_data_actions())))
             .alarm_name(self.alarm_name())
             .alarm_description(format!(
                 "Set by voice through voxgate: average CPU of {} over {}%",

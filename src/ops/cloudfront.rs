@@ -345,10 +345,41 @@ impl Critical for InvalidationOperation {
         managed: &ManagedTag,
         _now: time::OffsetDateTime,
     ) -> Result<Guard, OpsError> {
-        let sites = sites(read, managed).await?;
-        Ok(match sites.iter().find(|s| s.id == self.distribution_id) {
-            Some(site) if site.managed => Guard::Clear,
-            _ => Guard::NotManaged,
+        // Only this distribution's tags: one call, whatever the account holds.
+        let arn = format!(
+            "arn:aws:cloudfront::{}:distribution/{}",
+            read.aws_account(),
+            self.distribution_id
+        );
+        let tags = match client(read, false)
+            .list_tags_for_resource()
+            .resource(arn)
+            .send()
+            .await
+        {
+            Ok(tags) => tags,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_resource()) =>
+            {
+                return Ok(Guard::NotManaged);
+            }
+            Err(error) => return Err(OpsError::from_sdk(error)),
+        };
+        let tags: Vec<(String, String)> = tags
+            .tags()
+            .map(|t| {
+                t.items()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(if managed.marks(&tags) {
+            Guard::Clear
+        } else {
+            Guard::NotManaged
         })
     }
 

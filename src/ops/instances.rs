@@ -662,19 +662,22 @@ fn pick(spoken: &str, offered: &[Found]) -> Option<Found> {
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
-    if words.contains(&"last") {
+    // Ordinals only as the whole answer ("the first one", "second", "number two", "the
+    // last"): "db last" is a name, not the last candidate.
+    let bare: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !["the", "one", "please"].contains(w))
+        .collect();
+    if bare == ["last"] {
         return offered.last().cloned();
     }
-    let ordinal = words
-        .iter()
-        .find_map(|w| ORDINALS.iter().find(|(word, _)| word == w).map(|(_, n)| *n));
-    let number = match words.as_slice() {
-        ["number", n] | ["the", "number", n] | ["option", n] => {
-            names::normalise(n).parse::<usize>().ok()
-        }
+    let ordinal = match bare.as_slice() {
+        [word] => ORDINALS.iter().find(|(w, _)| w == word).map(|(_, n)| *n),
+        ["number" | "option", n] => names::normalise(n).parse::<usize>().ok(),
         _ => None,
     };
-    if let Some(n) = ordinal.or(number) {
+    if let Some(n) = ordinal {
         return n.checked_sub(1).and_then(|i| offered.get(i)).cloned();
     }
     // "the one in staging", "in staging", "staging", "the staging one".
