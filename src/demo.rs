@@ -44,7 +44,8 @@ pub struct DemoArgs {
     #[arg(long, default_value = "voxgate-demo", value_name = "DIR")]
     pub dir: PathBuf,
     /// The moto_server to run (default: moto_server on PATH, else .venv/bin/moto_server,
-    /// installed into .venv with pip when missing).
+    /// else voxgate's own virtualenv in ~/.cache/voxgate/moto-venv, installed there with pip
+    /// when missing).
     #[arg(long, env = "VOXGATE_MOTO_SERVER", value_name = "PATH")]
     pub moto_server: Option<PathBuf>,
     /// Run a conversation from FILE (`say:` and `expect:` lines; `{companion-code}` is the
@@ -72,13 +73,30 @@ impl DemoArgs {
                     dir.display()
                 );
             }
-            std::fs::remove_dir_all(dir)
-                .with_context(|| format!("cannot clear {}", dir.display()))?;
+            // Only what the demo itself made goes; anything else put there stays.
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ours = name == "dev-ca"
+                    || name.starts_with("voxgate.")
+                    || name == "moto.log"
+                    || name == MARKER;
+                if !ours {
+                    continue;
+                }
+                let path = entry.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                }
+                .with_context(|| format!("cannot clear {}", path.display()))?;
+            }
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(
             dir.join(MARKER),
-            "made by `voxgate demo`; cleared on its next run\n",
+            "made by `voxgate demo`; its files here are made afresh on its next run\n",
         )?;
         Ok(dir.join("voxgate.log"))
     }
@@ -108,7 +126,17 @@ async fn moto_server(args: &DemoArgs) -> anyhow::Result<PathBuf> {
     }) {
         return Ok(path);
     }
-    let venv = PathBuf::from(".venv");
+    let local = PathBuf::from(".venv").join("bin").join("moto_server");
+    if local.exists() {
+        return Ok(local);
+    }
+    // voxgate's own virtualenv: a project's .venv is never changed.
+    let venv = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("voxgate")
+        .join("moto-venv");
     let server = venv.join("bin").join("moto_server");
     if server.exists() {
         return Ok(server);
@@ -117,7 +145,10 @@ async fn moto_server(args: &DemoArgs) -> anyhow::Result<PathBuf> {
         "the demo needs moto, a local AWS endpoint, and Python 3 to install it: install python3 \
          and python3-venv (Debian: apt-get install python3 python3-venv), or give --moto-server",
     )?;
-    println!("Installing moto {MOTO_VERSION} into .venv (once; about a minute)...");
+    println!(
+        "Installing moto {MOTO_VERSION} into {} (once; about a minute)...",
+        venv.display()
+    );
     let made = tokio::process::Command::new(&python)
         .args(["-m", "venv"])
         .arg(&venv)
@@ -125,8 +156,9 @@ async fn moto_server(args: &DemoArgs) -> anyhow::Result<PathBuf> {
         .await?;
     if !made.success() {
         bail!(
-            "could not make .venv with {} -m venv: install python3-venv (Debian: apt-get install \
+            "could not make {} with {} -m venv: install python3-venv (Debian: apt-get install \
              python3-venv)",
+            venv.display(),
             python.display()
         );
     }
@@ -136,7 +168,10 @@ async fn moto_server(args: &DemoArgs) -> anyhow::Result<PathBuf> {
         .status()
         .await?;
     if !installed.success() || !server.exists() {
-        bail!("could not install moto into .venv with pip (is PyPI reachable?)");
+        bail!(
+            "could not install moto into {} with pip (is PyPI reachable?)",
+            venv.display()
+        );
     }
     Ok(server)
 }
@@ -548,6 +583,30 @@ async fn companion_code(base: &str, token: &str) -> Result<String, String> {
         .ok_or_else(|| "the companion shows nothing waiting for a code".to_owned())
 }
 
+/// Ctrl-C, or the terminal closing (SIGHUP), or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut hangup), Ok(mut terminate)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::terminate()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = hangup.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Runs the demo until the dialog ends or Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone();
@@ -650,7 +709,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let result = tokio::select! {
         result = talk => result,
-        _ = tokio::signal::ctrl_c() => {
+        () = stop_signal() => {
             println!();
             Ok(())
         }

@@ -20,11 +20,20 @@ async fn main() -> ExitCode {
         eprintln!("voxgate: {error:#}");
         return ExitCode::from(2);
     }
-    match cli::run(cli).await {
+    let interactive = matches!(cli.command, cli::Command::Demo(_) | cli::Command::Dialog(_));
+    let code = match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("voxgate: {error:#}");
             ExitCode::FAILURE
         }
+    };
+    if interactive {
+        // A terminal read may still be waiting for a line nobody will type (after Ctrl-C);
+        // everything the command started is stopped, so leave without waiting for it.
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
     }
+    code
 }
