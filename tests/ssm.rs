@@ -68,6 +68,16 @@ async fn the_agent_state_is_read_for_the_named_instance() {
 #[tokio::test]
 async fn the_health_check_runs_the_customers_document_on_a_managed_instance() {
     let scene = scene(Backend::Sqlite).await;
+    // Without the customer's document there is nothing to run, and nothing is held.
+    let missing = scene
+        .ask("RunHealthCheckIntent", &[("instance", "web one")])
+        .await;
+    assert_eq!(
+        speech(&missing),
+        "There's no voxgate health check in prod, Ireland: the voxgate-HealthCheck document \
+         from voxgate's role template isn't there. Nothing was changed."
+    );
+    assert!(scene.nothing_held().await);
     // What the customer's CloudFormation stack creates.
     aws_sdk_ssm::Client::new(&sdk_in(&scene.account, "eu-west-1").await)
         .create_document()
@@ -114,6 +124,8 @@ async fn the_health_check_runs_the_customers_document_on_a_managed_instance() {
         .cloned()
         .unwrap();
     assert_eq!(sent.json()["DocumentName"], "voxgate-HealthCheck");
+    // The version approved, not whatever the document says by the time it runs.
+    assert_eq!(sent.json()["DocumentVersion"], "1");
     assert_eq!(sent.json()["InstanceIds"], json!([scene.web1]));
     let card = done["response"]["card"]["content"].as_str().unwrap();
     assert!(card.contains("SSM command "), "{card}");

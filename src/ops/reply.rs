@@ -154,4 +154,11 @@ pub enum Reply {
     Security(Vec<Scoped<Findings>>),
     /// What each account spent this month.
     MonthCost(Vec<Scoped<MonthToDate>>),
+    /// The account has no health-check document in that region.
+    NoHealthCheckDocument {
+        /// The account.
+        account: String,
+        /// The region.
+        region: String,
+    },
 }

@@ -38,7 +38,11 @@ pub const DECLARATIONS: &[Declaration] = &[
         intent: "RunHealthCheckIntent",
         slots: &[INSTANCE, REGION],
         criticality: Criticality::Critical,
-        iam_actions: &["ec2:DescribeInstances", "ssm:SendCommand"],
+        iam_actions: &[
+            "ec2:DescribeInstances",
+            "ssm:DescribeDocument",
+            "ssm:SendCommand",
+        ],
     },
     Declaration {
         name: "ssm.health-check-result",
@@ -217,9 +221,50 @@ async fn result(ask: &Ask<'_>) -> Result<Answer, Answer> {
     })
 }
 
-/// "run the health check on the web server": a managed instance only.
+/// The default version of `document` in `region`, which the approval pins: a later
+/// change of the document makes a new version, never a different script under the code
+/// already shown. `None` when the account has no such document.
+pub async fn document_version(
+    session: &AwsSession,
+    region: &str,
+    document: &str,
+) -> Result<Option<String>, OpsError> {
+    match client(session, region, false)
+        .describe_document()
+        .name(document)
+        .send()
+        .await
+    {
+        Ok(answer) => Ok(answer
+            .document()
+            .and_then(|d| d.default_version().or(d.document_version()))
+            .map(str::to_owned)),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_invalid_document()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(OpsError::from_sdk(error)),
+    }
+}
+
+/// "run the health check on the web server": a managed instance only, and the document's
+/// version of this moment.
 async fn health_check(ask: &Ask<'_>) -> Result<Answer, Answer> {
     let found = instances::named(ask).await?;
+    let policy = SessionPolicy::allow(&["ssm:DescribeDocument"], &["*"]);
+    let session = session_for(ask, &found, &policy).await?;
+    let version = document_version(&session, &found.region, HEALTH_CHECK_DOCUMENT)
+        .await
+        .map_err(|e| Answer::Trouble(Box::new(found.account.clone()), e.into()))?;
+    let Some(document_version) = version else {
+        return Ok(Answer::say(Reply::NoHealthCheckDocument {
+            account: found.account.name.clone(),
+            region: found.region.clone(),
+        }));
+    };
     let op = HealthCheckOperation {
         account_id: found.account.id.as_str().to_owned(),
         account_name: found.account.name.clone(),
@@ -227,6 +272,7 @@ async fn health_check(ask: &Ask<'_>) -> Result<Answer, Answer> {
         instance_id: found.instance.id.clone(),
         instance_name: found.instance.label().to_owned(),
         document: HEALTH_CHECK_DOCUMENT.to_owned(),
+        document_version,
     };
     if !ask.managed.marks(&found.instance.tags) {
         return Ok(Answer::Refused {
@@ -257,6 +303,8 @@ pub struct HealthCheckOperation {
     pub instance_name: String,
     /// The SSM document it runs.
     pub document: String,
+    /// The document's version it runs (pinned when the operation was held).
+    pub document_version: String,
 }
 
 /// What the health check sent: the command id and its first status.
@@ -286,8 +334,9 @@ impl Critical for HealthCheckOperation {
 
     fn digest(&self) -> String {
         sha256_hex(&format!(
-            "voxgate-ssm-command-v1\naccount={}\nregion={}\ninstance={}\ndocument={}\n",
-            self.account_id, self.region, self.instance_id, self.document
+            "voxgate-ssm-command-v2\naccount={}\nregion={}\ninstance={}\ndocument={}\n\
+             version={}\n",
+            self.account_id, self.region, self.instance_id, self.document, self.document_version
         ))
     }
 
@@ -298,7 +347,10 @@ impl Critical for HealthCheckOperation {
                 "Instance",
                 format!("{} ({})", self.instance_name, self.instance_id),
             ),
-            ("Document", self.document.clone()),
+            (
+                "Document",
+                format!("{} (version {})", self.document, self.document_version),
+            ),
         ]
     }
 
@@ -352,6 +404,7 @@ impl Critical for HealthCheckOperation {
         let sent = client(session, &self.region, true)
             .send_command()
             .document_name(&self.document)
+            .document_version(&self.document_version)
             .instance_ids(&self.instance_id)
             .comment("Health check approved by voice through voxgate")
             .send()
@@ -405,6 +458,11 @@ pub(super) fn variations() -> Vec<(Operation, Operation, Option<Operation>)> {
             with(&|op| op.region = "eu-west-2".into()),
             None,
         ),
+        (
+            Operation::HealthCheck(base.clone()),
+            with(&|op| op.document_version = "2".into()),
+            None,
+        ),
     ]
 }
 
@@ -420,6 +478,7 @@ mod tests {
             instance_id: "i-0abc1234567890def".into(),
             instance_name: "web-1".into(),
             document: HEALTH_CHECK_DOCUMENT.into(),
+            document_version: "1".into(),
         }
     }
 

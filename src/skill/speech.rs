@@ -807,6 +807,11 @@ fn reply_text(reply: &Reply) -> String {
             lead(place, &format!("you've spent {amount} so far this month."))
         }),
         Reply::Security(scopes) => per_scope(scopes, security_text),
+        Reply::NoHealthCheckDocument { account, region } => format!(
+            "There's no voxgate health check in {account}, {}: the voxgate-HealthCheck \
+             document from voxgate's role template isn't there. Nothing was changed.",
+            crate::cloud::arn::Region::words(region)
+        ),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
             "{account} has {count} monthly budgets, so I won't guess which one to change. \
@@ -1085,6 +1090,10 @@ mod tests {
                 known: vec!["shop.example.com".into()],
             }),
             Line::Reply(Reply::NoSites),
+            Line::Reply(Reply::NoHealthCheckDocument {
+                account: "prod".into(),
+                region: "eu-west-1".into(),
+            }),
             Line::Reply(Reply::MonthCost(vec![Scoped {
                 scope: Scope {
                     account: Some("prod".into()),
