@@ -159,16 +159,18 @@ impl Challenge {
             return None;
         }
         Some(Self {
-            operation,
             id: row.id.clone(),
             tenant_id: row.tenant_id.clone(),
             user_id: UserId(row.user_id.clone()),
-            summary: row.summary.clone(),
+            // Said again from the operation itself: a row whose stored words were changed
+            // still shows what would run.
+            summary: operation.summary(),
             digest: row.digest.clone(),
             state: State::parse(&row.state)?,
             created_at: timestamp(row.created_at),
             expires_at: timestamp(row.expires_at),
             wrong_codes: row.wrong_codes,
+            operation,
         })
     }
 }

@@ -315,6 +315,12 @@ impl Critical for AlarmOperation {
         )
     }
 
+    fn well_formed(&self) -> bool {
+        super::catalog::region_code(&self.region)
+            && super::catalog::aws_id(&self.instance_id, "i-")
+            && (1..=100).contains(&self.percent)
+    }
+
     fn digest(&self) -> String {
         sha256_hex(&format!(
             "voxgate-cpu-alarm-v1\naccount={}\nregion={}\ninstance={}\npercent={}\nprevious={}\n",

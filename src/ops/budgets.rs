@@ -243,8 +243,15 @@ async fn set(ask: &Ask<'_>) -> Result<Answer, Answer> {
         },
     };
     if let Some(current) = &current
+        && current.unit != "USD"
+    {
+        return Ok(Answer::say(Reply::BudgetCurrency {
+            account: account.name.clone(),
+            unit: current.unit.clone(),
+        }));
+    }
+    if let Some(current) = &current
         && current.limit_hundredths == amount * 100
-        && current.unit == "USD"
     {
         return Ok(Answer::say(Reply::BudgetAlready {
             account: account.name.clone(),
@@ -324,6 +331,17 @@ impl Critical for BudgetOperation {
                 self.account_name
             ),
         }
+    }
+
+    fn well_formed(&self) -> bool {
+        // Budget names take letters, digits and a few marks; never a wildcard.
+        !self.budget_name.is_empty()
+            && self.budget_name.len() <= 100
+            && self
+                .budget_name
+                .chars()
+                .all(|c| c.is_alphanumeric() || " -_.:()".contains(c))
+            && (1..=MAX_BUDGET).contains(&self.amount)
     }
 
     fn digest(&self) -> String {
@@ -428,6 +446,16 @@ impl Critical for BudgetOperation {
                         message: "the budget is gone".into(),
                     });
                 };
+                // A budget with a limit per month ahead is not one number: left alone.
+                if existing
+                    .planned_budget_limits()
+                    .is_some_and(|planned| !planned.is_empty())
+                {
+                    return Err(OpsError::Aws {
+                        code: "Unsent".into(),
+                        message: "the budget has planned limits per month; not changed".into(),
+                    });
+                }
                 // Older budgets keep their filters in the deprecated fields; copying them
                 // keeps what the budget counts.
                 #[allow(deprecated)]
@@ -438,6 +466,7 @@ impl Critical for BudgetOperation {
                     .budget_name(existing.budget_name())
                     .budget_limit(self.limit()?)
                     .set_filter_expression(existing.filter_expression().cloned())
+                    .set_auto_adjust_data(existing.auto_adjust_data().cloned())
                     .set_metrics(Some(existing.metrics().to_vec()).filter(|m| !m.is_empty()))
                     .time_unit(existing.time_unit().clone())
                     .set_time_period(existing.time_period().cloned())

@@ -252,6 +252,10 @@ pub trait Critical: Send + Sync {
     fn region(&self) -> &str;
     /// The canonical summary, e.g. "Stop web-1 in prod, Ireland".
     fn summary(&self) -> String;
+    /// Whether every parameter has the shape AWS gives it (a region code, an instance id,
+    /// a name without wildcards): a stored operation that does not is never read back, so
+    /// an altered row cannot widen a session policy.
+    fn well_formed(&self) -> bool;
     /// SHA-256 (hex) over a versioned canonical encoding of the exact parameters.
     fn digest(&self) -> String;
     /// The facts the companion app lists under the summary (account and region are added).
@@ -303,6 +307,10 @@ impl Operation {
     /// Reads back what [`Operation::to_stored`] wrote under `kind`; `None` for an unknown
     /// kind or a form this version cannot read.
     pub fn from_stored(kind: &str, stored: Value) -> Option<Self> {
+        Self::parse_stored(kind, stored).filter(|op| op.critical().well_formed())
+    }
+
+    fn parse_stored(kind: &str, stored: Value) -> Option<Self> {
         match kind {
             instances::KIND => serde_json::from_value(stored).ok().map(Self::Instance),
             cleanup::KIND => serde_json::from_value::<cleanup::CleanupOperation>(stored)
@@ -413,6 +421,17 @@ impl Operation {
     }
 }
 
+/// Whether `id` is `prefix` followed by lower-case hex (`i-0abc…`, `vol-…`).
+pub(super) fn aws_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `region` is a region code.
+pub(super) fn region_code(region: &str) -> bool {
+    crate::cloud::arn::Region::parse(region).is_ok_and(|r| r.as_str() == region)
+}
+
 /// SHA-256 (hex) of a canonical encoding.
 pub(super) fn sha256_hex(canonical: &str) -> String {
     hex::encode(ring::digest::digest(
@@ -477,6 +496,31 @@ mod tests {
         let one = huge["resources"][0].clone();
         huge["resources"] = Value::Array(vec![one; cleanup::MAX_PER_CLEANUP + 1]);
         assert!(Operation::from_stored(cleanup::KIND, huge).is_none());
+    }
+
+    #[test]
+    fn an_altered_row_cannot_widen_a_session_policy() {
+        for op in all_examples() {
+            let stored = op.to_stored();
+            for (field, value) in [
+                ("region", "*"),
+                ("instance_id", "i-*"),
+                ("budget_name", "*"),
+                ("distribution_id", "*"),
+                ("document", "AWS-RunShellScript"),
+            ] {
+                if stored.get(field).is_none() {
+                    continue;
+                }
+                let mut altered = stored.clone();
+                altered[field] = Value::String(value.to_owned());
+                assert!(
+                    Operation::from_stored(op.kind(), altered).is_none(),
+                    "{} with {field}={value}",
+                    op.kind()
+                );
+            }
+        }
     }
 
     /// Each family's `variations` changes one parameter at a time; every one must give

@@ -492,6 +492,18 @@ impl Critical for CleanupOperation {
         CleanupOperation::summary(self)
     }
 
+    fn well_formed(&self) -> bool {
+        super::catalog::region_code(&self.region)
+            && self.resources.iter().all(|u| {
+                let prefix = match u.kind {
+                    ResourceKind::Volume => "vol-",
+                    ResourceKind::Address => "eipalloc-",
+                    ResourceKind::Snapshot => "snap-",
+                };
+                super::catalog::aws_id(&u.id, prefix)
+            })
+    }
+
     fn digest(&self) -> String {
         CleanupOperation::digest(self)
     }

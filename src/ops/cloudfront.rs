@@ -301,6 +301,16 @@ impl Critical for InvalidationOperation {
         format!("Clear {what} of {} in {}", self.site, self.account_name)
     }
 
+    fn well_formed(&self) -> bool {
+        !self.distribution_id.is_empty()
+            && self
+                .distribution_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+            && !self.paths.is_empty()
+            && self.paths.iter().all(|p| p.starts_with('/'))
+    }
+
     fn digest(&self) -> String {
         let mut paths = self.paths.clone();
         paths.sort();

@@ -726,6 +726,10 @@ impl Critical for InstanceOperation {
         InstanceOperation::summary(self)
     }
 
+    fn well_formed(&self) -> bool {
+        super::catalog::region_code(&self.region) && super::catalog::aws_id(&self.instance_id, "i-")
+    }
+
     fn digest(&self) -> String {
         InstanceOperation::digest(self)
     }

@@ -161,4 +161,11 @@ pub enum Reply {
         /// The region.
         region: String,
     },
+    /// The account's budget is in another currency: not changed by voice in dollars.
+    BudgetCurrency {
+        /// The account.
+        account: String,
+        /// Its currency.
+        unit: String,
+    },
 }

@@ -332,6 +332,17 @@ impl Critical for HealthCheckOperation {
         )
     }
 
+    fn well_formed(&self) -> bool {
+        super::catalog::region_code(&self.region)
+            && super::catalog::aws_id(&self.instance_id, "i-")
+            && self.document == HEALTH_CHECK_DOCUMENT
+            && !self.document_version.is_empty()
+            && self
+                .document_version
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+    }
+
     fn digest(&self) -> String {
         sha256_hex(&format!(
             "voxgate-ssm-command-v2\naccount={}\nregion={}\ninstance={}\ndocument={}\n\

@@ -812,6 +812,10 @@ fn reply_text(reply: &Reply) -> String {
              document from voxgate's role template isn't there. Nothing was changed.",
             crate::cloud::arn::Region::words(region)
         ),
+        Reply::BudgetCurrency { account, unit } => format!(
+            "The monthly budget of {account} is in {unit}, and I set budgets in dollars, so I \
+             won't change it. Nothing was changed."
+        ),
         Reply::Budgets(scopes) => per_scope(scopes, |place, found| budgets_text(place, found)),
         Reply::SeveralBudgets { account, count } => format!(
             "{account} has {count} monthly budgets, so I won't guess which one to change. \
@@ -1090,6 +1094,10 @@ mod tests {
                 known: vec!["shop.example.com".into()],
             }),
             Line::Reply(Reply::NoSites),
+            Line::Reply(Reply::BudgetCurrency {
+                account: "prod".into(),
+                unit: "EUR".into(),
+            }),
             Line::Reply(Reply::NoHealthCheckDocument {
                 account: "prod".into(),
                 region: "eu-west-1".into(),
