@@ -456,7 +456,23 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store for a command that reads, or changes what must already be there: an absent
+/// SQLite file is reported, never made.
 async fn open(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(file) = crate::store::sqlite_file(&db.database_url)
+        && !file.exists()
+    {
+        bail!(
+            "there is no voxgate database at {}: `voxgate tenant add` or `voxgate serve` makes \
+             one; or point --database-url (VOXGATE_DATABASE_URL) at the existing one",
+            file.display()
+        );
+    }
+    create(db).await
+}
+
+/// The store for a command that may start a new one (`tenant add`).
+async fn create(db: &DatabaseArgs) -> anyhow::Result<Arc<dyn Store>> {
     Ok(crate::store::connect(&db.database_url).await?)
 }
 
@@ -476,7 +492,7 @@ async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Add { name, db, out } => {
             let name = TenantName::parse(&name)?;
-            let store = open(&db).await?;
+            let store = create(&db).await?;
             let tenant = store.add_tenant(&name, now()).await?;
             if out.json {
                 print_json(&json!(tenant))

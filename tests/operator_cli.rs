@@ -516,3 +516,54 @@ fn every_operator_command_has_help_and_takes_a_database_url() {
         assert!(help.contains("--json"), "{args:?}:\n{help}");
     }
 }
+
+/// Commands that read (or change what must already exist) never create a database: in an
+/// empty directory they say which database they looked for, and leave nothing behind.
+#[test]
+fn reading_commands_in_an_empty_directory_create_nothing() {
+    let empty = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["tenant", "list"],
+        vec!["user", "list"],
+        vec!["account", "list"],
+        vec!["device", "list"],
+        vec!["audit", "verify"],
+        vec![
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--name",
+            "prod",
+            "--role-arn",
+            "arn:aws:iam::111122223333:role/voxgate-access",
+            "--region",
+            "eu-west-1",
+        ],
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("VOXGATE_") || key.starts_with("AWS_") {
+                cmd.env_remove(key);
+            }
+        }
+        let out = cmd
+            .current_dir(empty.path())
+            .args(&args)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "eu-west-1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains("there is no voxgate database at voxgate.db"),
+            "{args:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(empty.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 
 pub use ledger::{LocalReplayLedger, StoreReplayLedger, replay_ledger};
 pub use model::*;
-pub use sql::SqlStore;
+pub use sql::{SqlStore, sqlite_file};
 
 /// The default store: `voxgate.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://voxgate.db";

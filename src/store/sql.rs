@@ -78,6 +78,18 @@ fn normalise(url: &str) -> Result<(Backend, String), StoreError> {
     ))
 }
 
+/// The file of a SQLite database URL (`None` for PostgreSQL or a bad URL).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    match normalise(url) {
+        Ok((Backend::Sqlite, normalised)) => {
+            let rest = normalised.strip_prefix("sqlite://")?;
+            let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+            (path != ":memory:").then(|| std::path::PathBuf::from(path))
+        }
+        _ => None,
+    }
+}
+
 fn unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
