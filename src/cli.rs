@@ -807,6 +807,19 @@ async fn pair(
         .with_context(|| {
             format!("'{public_url}' is not an http(s) URL: set --public-url (VOXGATE_PUBLIC_URL)")
         })?;
+    let loopback = match base.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if loopback {
+        eprintln!(
+            "voxgate: warning: the link points at {}, which only this machine can open; set \
+             --public-url (VOXGATE_PUBLIC_URL) to the address phones reach voxgate at",
+            base.host_str().unwrap_or_default()
+        );
+    }
     let store = open(&db).await?;
     let user = find_user(store.as_ref(), user, tenant).await?;
     let now = SystemClock.now();

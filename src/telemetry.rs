@@ -48,7 +48,11 @@ pub fn filter(spec: &str) -> anyhow::Result<EnvFilter> {
 /// Installs the global log subscriber (stderr). Call once, from `main`.
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let layer = match args.log_format {
-        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
+        // Colours only for a person at a terminal, never in a file or a pipe.
+        LogFormat::Text => fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_writer(std::io::stderr)
+            .boxed(),
         LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
     // Both filters are global (every layer sees only what both let through). Combined as

@@ -814,3 +814,31 @@ async fn every_kind_of_critical_operation_shows_its_summary_details_and_code() {
         assert!(app.pending().await.is_empty());
     }
 }
+
+/// A pairing link on a loopback address works only on this machine: `voxgate pair` says so.
+#[tokio::test]
+async fn pair_warns_when_its_link_is_a_loopback_address() {
+    let s = scene(Backend::Sqlite).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(s.server.db.dir.path())
+        .env("VOXGATE_DATABASE_URL", &s.server.db.url)
+        .env("VOXGATE_PUBLIC_URL", "http://127.0.0.1:8080")
+        .args(["pair", "--user", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("which only this machine can open; set --public-url"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .current_dir(s.server.db.dir.path())
+        .env("VOXGATE_DATABASE_URL", &s.server.db.url)
+        .env("VOXGATE_PUBLIC_URL", "https://voxgate.example.com")
+        .args(["pair", "--user", "alice"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("only this machine"));
+}
