@@ -466,6 +466,40 @@ pub struct Settings {
 }
 
 impl ServeArgs {
+    /// The flags `serve` would take with none given, on loopback port 0, for a process that
+    /// builds its own service (the demo, the tests): `database_url` and `local_key_file` as
+    /// given, no skill id and no trust roots yet.
+    pub fn local(database_url: String, local_key_file: PathBuf) -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 0).into(),
+            skill_ids: vec![],
+            insecure_skip_verification: false,
+            insecure_local_key: false,
+            alexa_trust_roots: None,
+            alexa_cert_dir: None,
+            session_duration: 900,
+            managed_tag: "voxgate:managed=true".into(),
+            cleanup_snapshot_age_days: 90,
+            security_key_age_days: 90,
+            challenge_ttl: 300,
+            max_connections: 4096,
+            max_requests: 512,
+            header_timeout: 10,
+            body_timeout: 10,
+            database: DatabaseArgs { database_url },
+            sealing: SealingArgs {
+                kms_key_id: None,
+                local_key_file,
+                audit_checkpoint_file: None,
+            },
+            oauth: OAuthArgs {
+                oauth_issuer: None,
+                oauth_audience: vec![],
+                oauth_jwks_url: None,
+            },
+        }
+    }
+
     /// Checks the flags and turns them into settings.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let skill_ids = self
@@ -576,36 +610,7 @@ mod tests {
     use super::*;
 
     fn args() -> ServeArgs {
-        ServeArgs {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            skill_ids: vec![],
-            insecure_skip_verification: false,
-            insecure_local_key: false,
-            alexa_trust_roots: None,
-            alexa_cert_dir: None,
-            session_duration: 900,
-            managed_tag: "voxgate:managed=true".into(),
-            cleanup_snapshot_age_days: 90,
-            security_key_age_days: 90,
-            challenge_ttl: 300,
-            max_connections: 4096,
-            max_requests: 512,
-            header_timeout: 10,
-            body_timeout: 10,
-            database: DatabaseArgs {
-                database_url: DEFAULT_DATABASE_URL.into(),
-            },
-            sealing: SealingArgs {
-                kms_key_id: None,
-                local_key_file: "voxgate.key".into(),
-                audit_checkpoint_file: None,
-            },
-            oauth: OAuthArgs {
-                oauth_issuer: None,
-                oauth_audience: vec![],
-                oauth_jwks_url: None,
-            },
-        }
+        ServeArgs::local(DEFAULT_DATABASE_URL.into(), "voxgate.key".into())
     }
 
     #[test]

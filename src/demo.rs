@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::app::{App, Runtime};
 use crate::clock::{Clock as _, SystemClock};
 use crate::cloud::arn::{Region, RoleArn};
-use crate::config::{DatabaseArgs, OAuthArgs, SealingArgs, ServeArgs};
+use crate::config::ServeArgs;
 use crate::store::{AccountName, AlexaUserId, NewUser, Store, TenantName, UserName};
 
 /// The skill id of the demo.
@@ -481,36 +481,14 @@ async fn site(cloudfront: &aws_sdk_cloudfront::Client, alias: &str) -> anyhow::R
 }
 
 fn serve_args(dir: &Path, ca: &crate::devca::Made) -> ServeArgs {
-    ServeArgs {
-        listen: ([127, 0, 0, 1], 0).into(),
-        skill_ids: vec![SKILL_ID.to_owned()],
-        insecure_skip_verification: false,
-        insecure_local_key: false,
-        alexa_trust_roots: Some(ca.roots.clone()),
-        alexa_cert_dir: Some(ca.certs.clone()),
-        session_duration: 900,
-        managed_tag: "voxgate:managed=true".into(),
-        cleanup_snapshot_age_days: 90,
-        security_key_age_days: 90,
-        challenge_ttl: 300,
-        max_connections: 4096,
-        max_requests: 512,
-        header_timeout: 10,
-        body_timeout: 10,
-        database: DatabaseArgs {
-            database_url: format!("sqlite://{}", dir.join("voxgate.db").display()),
-        },
-        sealing: SealingArgs {
-            kms_key_id: None,
-            local_key_file: dir.join("voxgate.key"),
-            audit_checkpoint_file: None,
-        },
-        oauth: OAuthArgs {
-            oauth_issuer: None,
-            oauth_audience: vec![],
-            oauth_jwks_url: None,
-        },
-    }
+    let mut args = ServeArgs::local(
+        format!("sqlite://{}", dir.join("voxgate.db").display()),
+        dir.join("voxgate.key"),
+    );
+    args.skill_ids = vec![SKILL_ID.to_owned()];
+    args.alexa_trust_roots = Some(ca.roots.clone());
+    args.alexa_cert_dir = Some(ca.certs.clone());
+    args
 }
 
 /// The tenant, its user and its two accounts; a pairing code for the demo's own device.

@@ -747,19 +747,7 @@ async fn pairing_unpairing_and_revocation_are_audited() {
 async fn every_kind_of_critical_operation_shows_its_summary_details_and_code() {
     let s = scene(Backend::Sqlite).await;
     // The health check's document, as the customer's stack creates it.
-    aws_sdk_ssm::Client::new(&common::aws::sdk_in(&s.account, "eu-west-1").await)
-        .create_document()
-        .name("voxgate-HealthCheck")
-        .document_type(aws_sdk_ssm::types::DocumentType::Command)
-        .content(
-            json!({"schemaVersion": "2.2", "description": "health", "mainSteps": [
-                {"action": "aws:runShellScript", "name": "healthCheck",
-                 "inputs": {"runCommand": ["uptime"]}}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::aws::health_check_document(&s.account).await;
     let app = App::paired(&s.server, "alice").await;
     type Case<'a> = (
         &'a str,

@@ -6,7 +6,6 @@
 
 mod common;
 
-use common::aws::sdk_in;
 use common::scene::*;
 use common::*;
 use serde_json::json;
@@ -79,19 +78,7 @@ async fn the_health_check_runs_the_customers_document_on_a_managed_instance() {
     );
     assert!(scene.nothing_held().await);
     // What the customer's CloudFormation stack creates.
-    aws_sdk_ssm::Client::new(&sdk_in(&scene.account, "eu-west-1").await)
-        .create_document()
-        .name("voxgate-HealthCheck")
-        .document_type(aws_sdk_ssm::types::DocumentType::Command)
-        .content(
-            json!({"schemaVersion": "2.2", "description": "health", "mainSteps": [
-                {"action": "aws:runShellScript", "name": "healthCheck",
-                 "inputs": {"runCommand": ["uptime"]}}]})
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    common::aws::health_check_document(&scene.account).await;
 
     let none = scene
         .ask("HealthCheckResultIntent", &[("instance", "web one")])

@@ -256,17 +256,12 @@ async fn cpu_alarm(ask: &Ask<'_>) -> Result<Answer, Answer> {
             percent,
         }));
     }
-    if !ask.managed.marks(&found.instance.tags) {
-        return Ok(Answer::Refused {
-            reply: Reply::NotManaged {
-                name: op.instance_name.clone(),
-                tag: ask.managed.to_string(),
-            },
-            reason: format!("lacks {}", ask.managed),
-            operation: Box::new(Operation::Alarm(op)),
-        });
-    }
-    Ok(Answer::Hold(Box::new(Operation::Alarm(op))))
+    let name = op.instance_name.clone();
+    Ok(ask.hold_if_managed(
+        ask.managed.marks(&found.instance.tags),
+        &name,
+        Operation::Alarm(op),
+    ))
 }
 
 /// Creating or updating the CPU alarm of one managed instance.

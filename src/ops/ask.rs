@@ -300,6 +300,22 @@ impl Ask<'_> {
         }
     }
 
+    /// Holds `operation` on the resource people call `name` if it carries the managed tag
+    /// (`managed`); else the tag guard's refusal, recorded in the audit log.
+    pub fn hold_if_managed(&self, managed: bool, name: &str, operation: Operation) -> Answer {
+        if managed {
+            return Answer::Hold(Box::new(operation));
+        }
+        Answer::Refused {
+            reply: Reply::NotManaged {
+                name: name.to_owned(),
+                tag: self.managed.to_string(),
+            },
+            reason: format!("lacks {}", self.managed),
+            operation: Box::new(operation),
+        }
+    }
+
     /// Whether the tenant has more than one account (then answers name the account).
     pub fn several_accounts(&self) -> bool {
         self.accounts.len() > 1

@@ -94,6 +94,35 @@ fn client(session: &AwsSession, change: bool) -> aws_sdk_cloudfront::Client {
     aws_sdk_cloudfront::Client::new(&session.config(Some(CLOUDFRONT_REGION), change))
 }
 
+/// The tags of the distribution `arn`; `None` if there is no such distribution.
+async fn tags_of(
+    client: &aws_sdk_cloudfront::Client,
+    arn: &str,
+) -> Result<Option<Vec<(String, String)>>, OpsError> {
+    let answer = match client.list_tags_for_resource().resource(arn).send().await {
+        Ok(answer) => answer,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_no_such_resource()) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => return Err(OpsError::from_sdk(error)),
+    };
+    Ok(Some(
+        answer
+            .tags()
+            .map(|t| {
+                t.items()
+                    .iter()
+                    .map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    ))
+}
+
 /// Every distribution of the session's account, with whether it carries `managed`.
 pub async fn sites(session: &AwsSession, managed: &ManagedTag) -> Result<Vec<Site>, OpsError> {
     let client = client(session, false);
@@ -110,21 +139,7 @@ pub async fn sites(session: &AwsSession, managed: &ManagedTag) -> Result<Vec<Sit
             break;
         };
         for d in list.items() {
-            let tags = client
-                .list_tags_for_resource()
-                .resource(d.arn())
-                .send()
-                .await
-                .map_err(OpsError::from_sdk)?;
-            let tags: Vec<(String, String)> = tags
-                .tags()
-                .map(|t| {
-                    t.items()
-                        .iter()
-                        .map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let tags = tags_of(&client, d.arn()).await?.unwrap_or_default();
             sites.push(Site {
                 id: d.id().to_owned(),
                 arn: d.arn().to_owned(),
@@ -247,17 +262,8 @@ async fn clear(ask: &Ask<'_>) -> Result<Answer, Answer> {
         site: site.label().to_owned(),
         paths: vec!["/*".to_owned()],
     };
-    if !site.managed {
-        return Ok(Answer::Refused {
-            reply: Reply::NotManaged {
-                name: op.site.clone(),
-                tag: ask.managed.to_string(),
-            },
-            reason: format!("lacks {}", ask.managed),
-            operation: Box::new(Operation::Invalidation(op)),
-        });
-    }
-    Ok(Answer::Hold(Box::new(Operation::Invalidation(op))))
+    let name = op.site.clone();
+    Ok(ask.hold_if_managed(site.managed, &name, Operation::Invalidation(op)))
 }
 
 /// Invalidating paths of one managed distribution.
@@ -361,31 +367,9 @@ impl Critical for InvalidationOperation {
             read.aws_account(),
             self.distribution_id
         );
-        let tags = match client(read, false)
-            .list_tags_for_resource()
-            .resource(arn)
-            .send()
-            .await
-        {
-            Ok(tags) => tags,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_no_such_resource()) =>
-            {
-                return Ok(Guard::NotManaged);
-            }
-            Err(error) => return Err(OpsError::from_sdk(error)),
+        let Some(tags) = tags_of(&client(read, false), &arn).await? else {
+            return Ok(Guard::NotManaged);
         };
-        let tags: Vec<(String, String)> = tags
-            .tags()
-            .map(|t| {
-                t.items()
-                    .iter()
-                    .map(|t| (t.key().to_owned(), t.value().unwrap_or("").to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
         Ok(if managed.marks(&tags) {
             Guard::Clear
         } else {

@@ -516,17 +516,12 @@ async fn change(ask: &Ask<'_>, action: Action) -> Result<Answer, Answer> {
             state: found.instance.state,
         }));
     }
-    if !ask.managed.marks(&found.instance.tags) {
-        return Ok(Answer::Refused {
-            reply: Reply::NotManaged {
-                name: op.instance_name.clone(),
-                tag: ask.managed.to_string(),
-            },
-            reason: format!("lacks {}", ask.managed),
-            operation: Box::new(Operation::Instance(op)),
-        });
-    }
-    Ok(Answer::Hold(Box::new(Operation::Instance(op))))
+    let name = op.instance_name.clone();
+    Ok(ask.hold_if_managed(
+        ask.managed.marks(&found.instance.tags),
+        &name,
+        Operation::Instance(op),
+    ))
 }
 
 /// An instance the person named, where it is.

@@ -274,17 +274,12 @@ async fn health_check(ask: &Ask<'_>) -> Result<Answer, Answer> {
         document: HEALTH_CHECK_DOCUMENT.to_owned(),
         document_version,
     };
-    if !ask.managed.marks(&found.instance.tags) {
-        return Ok(Answer::Refused {
-            reply: Reply::NotManaged {
-                name: op.instance_name.clone(),
-                tag: ask.managed.to_string(),
-            },
-            reason: format!("lacks {}", ask.managed),
-            operation: Box::new(Operation::HealthCheck(op)),
-        });
-    }
-    Ok(Answer::Hold(Box::new(Operation::HealthCheck(op))))
+    let name = op.instance_name.clone();
+    Ok(ask.hold_if_managed(
+        ask.managed.marks(&found.instance.tags),
+        &name,
+        Operation::HealthCheck(op),
+    ))
 }
 
 /// Running the health-check document on one managed instance.

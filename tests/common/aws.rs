@@ -431,6 +431,24 @@ pub async fn sdk_in(account: &str, region: &str) -> SdkConfig {
         .build()
 }
 
+/// The `voxgate-HealthCheck` SSM document in `account`, as the customer's stack creates it.
+#[allow(dead_code)]
+pub async fn health_check_document(account: &str) {
+    aws_sdk_ssm::Client::new(&sdk_in(account, "eu-west-1").await)
+        .create_document()
+        .name("voxgate-HealthCheck")
+        .document_type(aws_sdk_ssm::types::DocumentType::Command)
+        .content(
+            serde_json::json!({"schemaVersion": "2.2", "description": "health", "mainSteps": [
+                {"action": "aws:runShellScript", "name": "healthCheck",
+                 "inputs": {"runCommand": ["uptime"]}}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Runs an instance named `name` with extra tags; stops it if `running` is false.
 pub async fn seed_instance(
     ec2: &aws_sdk_ec2::Client,

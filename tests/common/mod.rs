@@ -41,7 +41,7 @@ use voxgate::clock::ManualClock;
 use voxgate::cloud::arn::{Region, RoleArn};
 use voxgate::cloud::broker::Broker;
 use voxgate::cloud::seal::Sealer;
-use voxgate::config::{DatabaseArgs, OAuthArgs, SealingArgs, ServeArgs};
+use voxgate::config::ServeArgs;
 use voxgate::store::{
     AccountName, AlexaUserId, NewUser, Store, Tenant, TenantName, User, UserName,
 };
@@ -180,36 +180,11 @@ pub struct TestServer {
 }
 
 pub fn serve_args(roots: &Path, cert_dir: &Path, db: &TestDb, key_file: &Path) -> ServeArgs {
-    ServeArgs {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        skill_ids: vec![SKILL_ID.to_owned()],
-        insecure_skip_verification: false,
-        insecure_local_key: false,
-        alexa_trust_roots: Some(roots.to_owned()),
-        alexa_cert_dir: Some(cert_dir.to_owned()),
-        session_duration: 900,
-        managed_tag: "voxgate:managed=true".into(),
-        cleanup_snapshot_age_days: 90,
-        security_key_age_days: 90,
-        challenge_ttl: 300,
-        max_connections: 4096,
-        max_requests: 512,
-        header_timeout: 10,
-        body_timeout: 10,
-        database: DatabaseArgs {
-            database_url: db.url.clone(),
-        },
-        sealing: SealingArgs {
-            kms_key_id: None,
-            local_key_file: key_file.to_owned(),
-            audit_checkpoint_file: None,
-        },
-        oauth: OAuthArgs {
-            oauth_issuer: None,
-            oauth_audience: vec![],
-            oauth_jwks_url: None,
-        },
-    }
+    let mut args = ServeArgs::local(db.url.clone(), key_file.to_owned());
+    args.skill_ids = vec![SKILL_ID.to_owned()];
+    args.alexa_trust_roots = Some(roots.to_owned());
+    args.alexa_cert_dir = Some(cert_dir.to_owned());
+    args
 }
 
 /// An AWS endpoint where nothing listens: for tests that must not reach AWS.
