@@ -3,6 +3,7 @@
 //! into status codes.
 
 mod alexa_endpoint;
+pub mod check;
 pub mod server;
 
 use std::future::Future;
@@ -72,6 +73,13 @@ impl App {
         let store = crate::store::connect(&settings.database_url).await?;
         // SQLite is served by one process (its replay guard lives in memory).
         let claim = store.claim_for_serving().await?;
+        if let crate::config::Sealing::LocalKeyFile(path) = &settings.sealing {
+            warn!(
+                key_file = %path.display(),
+                "SECRETS ARE SEALED WITH A LOCAL KEY FILE: this is for development only; set \
+                 --kms-key-id (VOXGATE_KMS_KEY_ID) to seal with AWS KMS"
+            );
+        }
         let sealer = Arc::new(crate::cloud::sealer(&settings.sealing, &aws)?);
         let broker = Arc::new(Broker::new(
             aws,

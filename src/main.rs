@@ -14,7 +14,7 @@ async fn main() -> ExitCode {
         cli::Command::Demo(demo) => demo
             .prepare()
             .and_then(|log| voxgate::telemetry::init_file(&cli.log, &log)),
-        _ => voxgate::telemetry::init(&cli.log),
+        command => voxgate::telemetry::init(&cli.log, command.is_operator_command()),
     };
     if let Err(error) = logging {
         eprintln!("voxgate: {error:#}");

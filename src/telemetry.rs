@@ -24,6 +24,12 @@ const SDK_TARGETS_CAPPED_AT_INFO: &[&str] = &[
     "aws_sdk_sts",
     "aws_sdk_ec2",
     "aws_sdk_kms",
+    "aws_sdk_ssm",
+    "aws_sdk_cloudwatch",
+    "aws_sdk_cloudfront",
+    "aws_sdk_budgets",
+    "aws_sdk_costexplorer",
+    "aws_sdk_iam",
 ];
 
 /// Whether a log event may be written: the SDK's credential-bearing targets (and all of
@@ -45,8 +51,16 @@ pub fn filter(spec: &str) -> anyhow::Result<EnvFilter> {
         .map_err(|e| anyhow::anyhow!("--log (VOXGATE_LOG) '{spec}' is not a log filter: {e}"))
 }
 
-/// Installs the global log subscriber (stderr). Call once, from `main`.
-pub fn init(args: &LogArgs) -> anyhow::Result<()> {
+/// Whether an event from `target` at `level` is the AWS SDK's own chatter (region and
+/// credential lookups warn when IMDS is unreachable), which a short operator command keeps
+/// out of its output unless it is an error.
+fn sdk_chatter(target: &str, level: &Level) -> bool {
+    target.starts_with("aws_config") && *level > Level::ERROR
+}
+
+/// Installs the global log subscriber (stderr). Call once, from `main`. `operator`: a
+/// short operator command, whose output is for a person (no AWS SDK chatter).
+pub fn init(args: &LogArgs, operator: bool) -> anyhow::Result<()> {
     let layer = match args.log_format {
         // Colours only for a person at a terminal, never in a file or a pipe.
         LogFormat::Text => fmt::layer()
@@ -60,7 +74,10 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     // were first reached while a PostgreSQL connection was being set up.
     tracing_subscriber::registry()
         .with(filter(&args.filter)?)
-        .with(filter_fn(|meta| sdk_capped(meta.target(), meta.level())))
+        .with(filter_fn(move |meta| {
+            sdk_capped(meta.target(), meta.level())
+                && !(operator && sdk_chatter(meta.target(), meta.level()))
+        }))
         .with(layer)
         .try_init()
         .map_err(|e| anyhow::anyhow!("could not set up logging: {e}"))

@@ -225,9 +225,13 @@ async fn tail_and_export_show_the_records() {
     let (code, out, _) = voxgate(&db, &["audit", "tail", "-n", "2"]);
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "a header and two records: {out}");
     assert!(
-        lines[0].contains("web-2") && lines[1].contains("executed") && lines[1].contains("req-3"),
+        lines[0].starts_with("SEQ") && lines[0].contains("OUTCOME"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("web-2") && lines[2].contains("executed") && lines[2].contains("req-3"),
         "{out}"
     );
 

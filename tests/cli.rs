@@ -335,3 +335,89 @@ async fn serve_logs_its_start_on_postgresql_at_the_default_level() {
         "{seen}"
     );
 }
+
+const SKILL: &str = "amzn1.ask.skill.00000000-0000-0000-0000-000000000000";
+
+fn moto_url() -> String {
+    std::env::var("VOXGATE_TEST_MOTO_URL").expect("VOXGATE_TEST_MOTO_URL (./scripts/test sets it)")
+}
+
+#[test]
+fn check_config_says_everything_is_in_place_and_writes_nothing() {
+    let moto = moto_url();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let mut cmd = voxgate();
+    let dir = cmd.get_current_dir().unwrap().to_owned();
+    cmd.args([
+        "check-config",
+        "--skill-id",
+        SKILL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "ok    settings",
+        "ok    aws identity",
+        "ok    sealing",
+        "ok    store",
+    ] {
+        assert!(stdout.contains(line), "{line}:\n{stdout}");
+    }
+    assert!(stdout.contains("will be made at first start"), "{stdout}");
+    assert!(stdout.contains("Everything voxgate serve needs is in place."));
+    // A check only looks: no database, no key file.
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn check_config_names_each_problem_in_one_sentence() {
+    let (code, stdout, _) = run(
+        &[
+            "check-config",
+            "--skill-id",
+            SKILL,
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/voxgate",
+            "--kms-key-id",
+            "alias/voxgate",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ],
+    );
+    assert_ne!(code, 0, "{stdout}");
+    let fail = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with("FAIL") && l.contains(name))
+            .unwrap_or_else(|| panic!("no FAIL line for {name}:\n{stdout}"))
+            .to_owned()
+    };
+    assert!(fail("aws identity").contains("set AWS credentials"));
+    assert!(fail("sealing").contains("KMS: could not be reached"));
+    assert!(fail("store").contains("cannot open the database"));
+    // A bad setting is one line too.
+    let (code, stdout, _) = run(&["check-config", "--skill-id", "nonsense"], &[]);
+    assert_ne!(code, 0);
+    assert!(stdout.starts_with("FAIL  settings"), "{stdout}");
+}

@@ -32,7 +32,7 @@ impl Operator {
     async fn new(backend: Backend) -> Self {
         Self {
             db: TestDb::new(backend).await,
-            env: Vec::new(),
+            env: vec![("VOXGATE_TRUSTED_ACCOUNT_ID".into(), TRUSTED.into())],
         }
     }
 
@@ -49,7 +49,12 @@ impl Operator {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_REGION", "eu-west-1");
         for (k, v) in &self.env {
-            cmd.env(k, v);
+            // An empty value stands for "not set".
+            if v.is_empty() {
+                cmd.env_remove(k);
+            } else {
+                cmd.env(k, v);
+            }
         }
         let out = cmd.output().unwrap();
         Outcome {
@@ -92,12 +97,15 @@ impl Operator {
 }
 
 const ARN: &str = "arn:aws:iam::111122223333:role/voxgate-access";
+/// voxgate's own AWS account, which customers' roles trust.
+const TRUSTED: &str = "999988887777";
 
 on_both_backends!(tenants_users_and_accounts);
 async fn tenants_users_and_accounts(backend: Backend) {
     let mut op = Operator::new(backend).await;
     let tenant = op.ok(&["tenant", "add", "acme", "--json"]).json();
-    assert_eq!(tenant["name"], "acme");
+    assert_eq!(tenant["tenant"], "acme");
+    assert!(tenant["id"].as_str().unwrap().starts_with("t_"));
     assert!(
         op.ok(&["tenant", "add", "Globex"])
             .stdout
@@ -109,7 +117,7 @@ async fn tenants_users_and_accounts(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].clone())
+        .map(|t| t["tenant"].clone())
         .collect();
     assert_eq!(names, vec![Value::from("acme"), Value::from("Globex")]);
 
@@ -126,15 +134,15 @@ async fn tenants_users_and_accounts(backend: Backend) {
             "--json",
         ])
         .json();
-    assert_eq!(user["name"], "alice");
+    assert_eq!(user["user"], "alice");
+    assert_eq!(user["tenant"], "acme");
+    assert_eq!(user["tenant_id"], tenant["id"]);
     assert_eq!(user["alexa_user_id"], "amzn1.ask.account.ALICE");
 
     op.env.push((
         "VOXGATE_ROLE_TEMPLATE_URL".to_owned(),
         "https://templates.example.com/voxgate/customer-role.yaml".to_owned(),
     ));
-    op.env
-        .push(("VOXGATE_TRUSTED_ACCOUNT_ID".into(), "999988887777".into()));
     let linked = op
         .ok(&[
             "account",
@@ -152,13 +160,15 @@ async fn tenants_users_and_accounts(backend: Backend) {
         .json();
     let external_id = linked["external_id"].as_str().unwrap().to_owned();
     assert!(external_id.len() >= 32, "{external_id}");
-    assert_eq!(linked["account"]["name"], "prod");
+    assert_eq!(linked["account"]["account"], "prod");
+    assert_eq!(linked["account"]["tenant"], "acme");
+    assert_eq!(linked["account"]["aws_account_id"], "111122223333");
     assert_eq!(
         linked["template_parameters"]["ExternalId"],
         external_id.as_str()
     );
     assert_eq!(
-        linked["template_parameters"]["VoxgateAccountId"],
+        linked["template_parameters"]["VoxgatePrincipal"],
         "999988887777"
     );
     assert_eq!(linked["template_parameters"]["RoleName"], "voxgate-access");
@@ -199,7 +209,8 @@ async fn tenants_users_and_accounts(backend: Backend) {
     assert!(second.contains("Linked account 'aws-3333'"), "{second}");
     assert!(!second.contains(&external_id));
 
-    // Listing shows no secrets, and the database holds none in plain text.
+    // Listing shows the AWS account id (opened from the sealed role ARN) but no secrets, and
+    // the database holds none in plain text, the account id included.
     let list = op.ok(&["account", "list", "--json"]).stdout;
     assert!(list.contains("prod") && list.contains("aws-3333"), "{list}");
     assert!(
@@ -207,8 +218,15 @@ async fn tenants_users_and_accounts(backend: Backend) {
         "{list}"
     );
     let text = op.ok(&["account", "list"]).stdout;
+    assert!(!text.contains(&external_id), "{text}");
+    let header = text.lines().next().unwrap();
     assert!(
-        !text.contains(&external_id) && !text.contains("111122223333"),
+        header.contains("TENANT") && header.contains("AWS ACCOUNT") && header.contains("REGION"),
+        "{text}"
+    );
+    let prod = text.lines().find(|l| l.contains("prod")).unwrap();
+    assert!(
+        prod.contains("acme") && prod.contains("111122223333") && prod.contains("eu-west-1"),
         "{text}"
     );
     let bytes = op.db.all_bytes().await;
@@ -248,10 +266,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
         "amzn1.ask.account.ALICE",
     ]);
 
-    op.refused(
-        &["tenant", "add", "ACME"],
-        "a tenant named 'ACME' already exists",
-    );
+    op.refused(&["tenant", "add", "ACME"], "tenant 'acme' already exists");
     op.refused(&["tenant", "add", "bad/name"], "is not a valid tenant name");
     op.refused(
         &[
@@ -301,11 +316,24 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             "--role-arn",
             ARN,
             "--region",
+            "eu-west-9",
+        ],
+        "'eu-west-9' is not an AWS region voxgate knows",
+    );
+    op.refused(
+        &[
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--role-arn",
+            ARN,
+            "--region",
             "eu-west-1",
             "--name",
             "PROD",
         ],
-        "already has an account named 'PROD'",
+        "tenant 'acme' already has an account named 'prod' (linked ",
     );
     op.refused(
         &[
@@ -350,7 +378,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             "--alexa-user-id",
             "amzn1.ask.account.OTHER",
         ],
-        "already exists",
+        "tenant 'acme' already has a user named 'alice'",
     );
     op.refused(
         &[
@@ -363,7 +391,7 @@ async fn bad_input_is_refused_and_writes_nothing(backend: Backend) {
             "--alexa-user-id",
             "amzn1.ask.account.ALICE",
         ],
-        "already exists",
+        "that Alexa user id is already enrolled as 'alice'",
     );
     op.refused(
         &[
@@ -417,12 +445,12 @@ async fn linking_with_kms_seals_under_the_kms_key() {
         .key_id()
         .to_owned();
     let mut op = Operator::new(Backend::Sqlite).await;
-    op.env = vec![
+    op.env.extend([
         ("AWS_ENDPOINT_URL".into(), MOTO.clone()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("VOXGATE_KMS_KEY_ID".into(), key_id.clone()),
-    ];
+    ]);
     op.ok(&["tenant", "add", "acme"]);
     let out = op.ok(&[
         "account",
@@ -459,6 +487,11 @@ async fn linking_with_kms_seals_under_the_kms_key() {
         "eu-west-1",
     ]);
     assert!(out.stderr.contains("LOCAL KEY FILE"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains(" WARN "),
+        "one plain warning, no log lines:\n{}",
+        out.stderr
+    );
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(local.db.dir.path().join("voxgate.key"))
         .unwrap()
@@ -468,14 +501,15 @@ async fn linking_with_kms_seals_under_the_kms_key() {
 
     // KMS unreachable: a clear error, nothing written.
     let mut broken = Operator::new(Backend::Sqlite).await;
-    broken.ok(&["tenant", "add", "acme"]);
-    broken.env = vec![
-        ("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()),
+    broken.env.extend([
+        ("AWS_ENDPOINT_URL".into(), MOTO.clone()),
         ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("AWS_MAX_ATTEMPTS".into(), "1".into()),
         ("VOXGATE_KMS_KEY_ID".into(), key_id),
-    ];
+    ]);
+    broken.ok(&["tenant", "add", "acme"]);
+    broken.env[1].1 = "http://127.0.0.1:9".into();
     broken.refused(
         &[
             "account",
@@ -487,7 +521,7 @@ async fn linking_with_kms_seals_under_the_kms_key() {
             "--region",
             "eu-west-1",
         ],
-        "could not seal",
+        "KMS: could not be reached",
     );
 }
 
@@ -496,10 +530,18 @@ fn every_operator_command_has_help_and_takes_a_database_url() {
     for args in [
         vec!["tenant", "add"],
         vec!["tenant", "list"],
+        vec!["tenant", "remove"],
         vec!["account", "link"],
         vec!["account", "list"],
+        vec!["account", "show"],
+        vec!["account", "check"],
+        vec!["account", "unlink"],
         vec!["user", "add"],
         vec!["user", "list"],
+        vec!["user", "remove"],
+        vec!["device", "list"],
+        vec!["device", "revoke"],
+        vec!["pair"],
     ] {
         let mut full = args.clone();
         full.push("--help");
@@ -539,7 +581,21 @@ fn reading_commands_in_an_empty_directory_create_nothing() {
             "arn:aws:iam::111122223333:role/voxgate-access",
             "--region",
             "eu-west-1",
+            "--trusted-account-id",
+            "999988887777",
         ],
+        vec![
+            "account",
+            "show",
+            "prod",
+            "--trusted-account-id",
+            "999988887777",
+        ],
+        vec!["account", "check", "prod"],
+        vec!["account", "unlink", "prod"],
+        vec!["user", "remove", "alice"],
+        vec!["tenant", "remove", "acme", "--force"],
+        vec!["pair", "--user", "alice"],
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
         for (key, _) in std::env::vars() {
@@ -566,4 +622,318 @@ fn reading_commands_in_an_empty_directory_create_nothing() {
             .collect();
         assert!(left.is_empty(), "{args:?} left {left:?}");
     }
+}
+
+/// A pending challenge of `user` on `account`, as the gate would hold it.
+async fn hold_operation(url: &str, tenant: &str, user: &str, account: &str) -> String {
+    let store = voxgate::store::connect(url).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let id = format!("c_test{}", rand_suffix());
+    tx.insert_challenge(&voxgate::store::ChallengeRow {
+        id: id.clone(),
+        tenant_id: tenant.into(),
+        user_id: user.into(),
+        account_id: account.into(),
+        operation: "{}".into(),
+        summary: "Stop instance web-1".into(),
+        digest: "00".into(),
+        state: "pending".into(),
+        created_at: 0,
+        expires_at: i64::MAX,
+        wrong_codes: 0,
+        used_step: None,
+        closed_at: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+async fn end_operation(url: &str, id: &str) {
+    let store = voxgate::store::connect(url).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.move_challenge(id, &["pending"], "expired", 1)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+}
+
+/// A time printed to the second: `2026-11-24 21:13:11 UTC` in text, RFC 3339 in JSON.
+fn printed_to_the_second(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(22)).any(|i| {
+        let s = &text[i..i + 23];
+        s.len() == 23
+            && s[..4].chars().all(|c| c.is_ascii_digit())
+            && &s[4..5] == "-"
+            && &s[10..11] == " "
+            && &s[13..14] == ":"
+            && &s[16..17] == ":"
+            && s.ends_with(" UTC")
+    })
+}
+
+on_both_backends!(removing_what_was_added);
+async fn removing_what_was_added(backend: Backend) {
+    let op = Operator::new(backend).await;
+    let tenant = op.ok(&["tenant", "add", "acme", "--json"]).json();
+    let user = op
+        .ok(&[
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "alice",
+            "--alexa-user-id",
+            "amzn1.ask.account.ALICE",
+            "--json",
+        ])
+        .json();
+    let linked = op
+        .ok(&[
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--role-arn",
+            ARN,
+            "--region",
+            "eu-west-1",
+            "--name",
+            "prod",
+            "--json",
+        ])
+        .json();
+    let external_id = linked["external_id"].as_str().unwrap().to_owned();
+
+    // --verbose names the database; tables have headers and times to the second.
+    let listed = op.ok(&["--verbose", "tenant", "list"]);
+    let expected = match backend {
+        Backend::Sqlite => "using the SQLite database /",
+        Backend::Postgres => "using the PostgreSQL database postgres://",
+    };
+    assert!(listed.stderr.contains(expected), "{}", listed.stderr);
+    assert!(listed.stdout.starts_with("TENANT "), "{}", listed.stdout);
+    assert!(printed_to_the_second(&listed.stdout), "{}", listed.stdout);
+    let users = op.ok(&["user", "list"]).stdout;
+    assert!(users.starts_with("TENANT "), "{users}");
+    let alice = users.lines().find(|l| l.contains("alice")).unwrap();
+    assert!(alice.starts_with("acme "), "{users}");
+    let json_time = tenant["created_at"].as_str().unwrap();
+    assert!(
+        json_time.len() == 20 && json_time.ends_with('Z'),
+        "{json_time}"
+    );
+
+    // `account show` prints the customer's parameters again, and that is audited.
+    let shown = op.ok(&["account", "show", "prod", "--json"]).json();
+    assert_eq!(shown["external_id"], external_id.as_str());
+    assert_eq!(shown["template_parameters"], linked["template_parameters"]);
+    assert_eq!(shown["role_arn"], ARN);
+    let shown_text = op.ok(&["account", "show", "PROD"]).stdout;
+    assert!(shown_text.contains(&external_id), "{shown_text}");
+    assert!(shown_text.contains("ParameterKey=VoxgatePrincipal,ParameterValue=999988887777"));
+    op.refused(
+        &["account", "show", "prod", "--trusted-account-id", ""],
+        "--trusted-account-id",
+    );
+
+    // While an operation waits for its code, nothing it needs can be removed.
+    let held = hold_operation(
+        &op.db.url,
+        tenant["id"].as_str().unwrap(),
+        user["id"].as_str().unwrap(),
+        linked["account"]["id"].as_str().unwrap(),
+    )
+    .await;
+    op.refused(
+        &["account", "unlink", "prod"],
+        "waiting for a code or running",
+    );
+    op.refused(
+        &["user", "remove", "alice"],
+        "waiting for a code or running",
+    );
+    op.refused(
+        &["tenant", "remove", "acme", "--force"],
+        "waiting for a code or running",
+    );
+    op.refused(
+        &["tenant", "remove", "acme"],
+        "tenant 'acme' still has 1 user and 1 account",
+    );
+    end_operation(&op.db.url, &held).await;
+
+    // Removed users are forgotten: the same Alexa user id can be enrolled again.
+    let removed = op.ok(&["user", "remove", "alice"]).stdout;
+    assert!(
+        removed.contains("Removed user 'alice' of tenant 'acme'"),
+        "{removed}"
+    );
+    assert!(!op.ok(&["user", "list"]).stdout.contains("alice"));
+    op.refused(&["user", "remove", "alice"], "there is no user 'alice'");
+    op.ok(&[
+        "user",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "alice",
+        "--alexa-user-id",
+        "amzn1.ask.account.ALICE",
+    ]);
+
+    // Unlinked accounts are gone from the list, their name free again.
+    let unlinked = op.ok(&["account", "unlink", "prod"]).stdout;
+    assert!(unlinked.contains("Unlinked account 'prod'"), "{unlinked}");
+    assert!(!op.ok(&["account", "list"]).stdout.contains("prod"));
+    op.refused(
+        &["account", "show", "prod"],
+        "there is no linked account 'prod'",
+    );
+    op.ok(&[
+        "account",
+        "link",
+        "--tenant",
+        "acme",
+        "--role-arn",
+        ARN,
+        "--region",
+        "eu-west-1",
+        "--name",
+        "prod",
+    ]);
+
+    // A tenant goes with --force, its users and accounts with it.
+    let gone = op.ok(&["tenant", "remove", "acme", "--force"]).stdout;
+    assert!(
+        gone.contains("Removed tenant 'acme' with its 1 user and 1 account"),
+        "{gone}"
+    );
+    assert_eq!(
+        op.ok(&["tenant", "list", "--json"]).json(),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        op.ok(&["user", "list", "--json"]).json(),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        op.ok(&["account", "list", "--json"]).json(),
+        Value::Array(vec![])
+    );
+    op.ok(&["tenant", "add", "acme"]);
+
+    // Every change is in the audit log, by the operator, and the chain verifies.
+    op.ok(&["audit", "verify"]);
+    let exported = op.ok(&["audit", "export"]).stdout;
+    let records: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "tenant-added",
+            "user-enrolled",
+            "account-linked",
+            "account-shown",
+            "account-shown",
+            "user-removed",
+            "user-enrolled",
+            "account-unlinked",
+            "account-linked",
+            "account-unlinked",
+            "user-removed",
+            "tenant-removed",
+            "tenant-added",
+        ]
+    );
+    assert!(records.iter().all(|r| r["actor"] == "operator"));
+    assert!(!exported.contains(&external_id));
+}
+
+#[tokio::test]
+async fn checking_a_link_assumes_the_role_and_reports_what_it_may_do() {
+    let mut op = Operator::new(Backend::Sqlite).await;
+    op.ok(&["tenant", "add", "acme"]);
+    op.env.extend([
+        ("AWS_ENDPOINT_URL".into(), MOTO.clone()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+    ]);
+    // moto does not enforce IAM: the role may do everything, terminating included, and the
+    // check says that this is more than voxgate needs.
+    let out = op.run(&[
+        "account",
+        "link",
+        "--tenant",
+        "acme",
+        "--role-arn",
+        ARN,
+        "--region",
+        "eu-west-1",
+        "--name",
+        "prod",
+        "--check",
+    ]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout.contains("voxgate assumed the role of 'prod'"),
+        "{}",
+        out.stdout
+    );
+    let line = |what: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(what))
+            .unwrap_or_else(|| panic!("no '{what}' in {}", out.stdout))
+            .to_owned()
+    };
+    assert!(line("see EC2 instances").contains("allowed"));
+    assert!(line("see EC2 instances").ends_with("ok"));
+    assert!(line("read the IAM password policy").ends_with("ok"));
+    assert!(
+        line("terminate instances").contains("the role allows more than voxgate needs"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("is not set up as voxgate needs"),
+        "{}",
+        out.stderr
+    );
+    // The link itself is kept: the customer can fix the role and check again.
+    let report = op.run(&["account", "check", "prod", "--json"]);
+    assert_ne!(report.code, 0);
+    let report = report.json();
+    assert_eq!(report["assumed"], true);
+    assert_eq!(report["account"]["account"], "prod");
+
+    // STS unreachable: said in one line, nothing else tried.
+    op.env[1].1 = "http://127.0.0.1:9".into();
+    op.env.push(("AWS_MAX_ATTEMPTS".into(), "1".into()));
+    let out = op.run(&["account", "check", "prod"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stdout
+            .contains("voxgate could not assume the role of 'prod'"),
+        "{}",
+        out.stdout
+    );
 }

@@ -95,6 +95,8 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
             &role_arn,
             "--region",
             "eu-west-1",
+            "--trusted-account-id",
+            "999988887777",
             "--json",
         ],
     ))

@@ -98,6 +98,16 @@ pub enum ChainSource {
 pub struct TrustRoots(Vec<TrustAnchor<'static>>);
 
 impl TrustRoots {
+    /// How many roots.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The Mozilla root program, as shipped by `webpki-roots`.
     pub fn builtin() -> Self {
         Self(webpki_roots::TLS_SERVER_ROOTS.to_vec())

@@ -184,6 +184,20 @@ pub enum Outcome {
     Unpaired,
     /// The operator revoked a device.
     DeviceRevoked,
+    /// The operator added a tenant.
+    TenantAdded,
+    /// The operator removed a tenant.
+    TenantRemoved,
+    /// The operator enrolled a user.
+    UserEnrolled,
+    /// The operator removed a user (their devices revoked, their identities forgotten).
+    UserRemoved,
+    /// The operator linked an AWS account.
+    AccountLinked,
+    /// The operator unlinked an AWS account (its role ARN and ExternalId wiped).
+    AccountUnlinked,
+    /// The operator had an account's ExternalId shown again.
+    AccountShown,
 }
 
 impl Outcome {
@@ -216,6 +230,13 @@ impl Outcome {
             Self::PairingFailed => "pairing-failed",
             Self::Unpaired => "unpaired",
             Self::DeviceRevoked => "device-revoked",
+            Self::TenantAdded => "tenant-added",
+            Self::TenantRemoved => "tenant-removed",
+            Self::UserEnrolled => "user-enrolled",
+            Self::UserRemoved => "user-removed",
+            Self::AccountLinked => "account-linked",
+            Self::AccountUnlinked => "account-unlinked",
+            Self::AccountShown => "account-shown",
         }
     }
 }

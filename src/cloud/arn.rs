@@ -125,6 +125,24 @@ impl Region {
         &self.0
     }
 
+    /// Parses a region code that must be one voxgate knows (an account's default region:
+    /// a typo there would fail every request later).
+    pub fn known(raw: &str) -> Result<Self, InvalidInput> {
+        let region = Self::parse(raw)?;
+        if REGION_NAMES
+            .iter()
+            .any(|(code, _)| *code == region.as_str())
+        {
+            return Ok(region);
+        }
+        let codes: Vec<&str> = REGION_NAMES.iter().map(|(code, _)| *code).collect();
+        Err(InvalidInput(format!(
+            "'{}' is not an AWS region voxgate knows; the known regions are {}",
+            region.as_str(),
+            codes.join(", ")
+        )))
+    }
+
     /// The region people call `spoken` ("Ireland", "north virginia"), if voxgate knows it.
     pub fn from_spoken_name(spoken: &str) -> Option<Self> {
         let wanted = simple(spoken);

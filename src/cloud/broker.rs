@@ -290,6 +290,33 @@ impl Broker {
             .await
     }
 
+    /// A session to check a link with (`voxgate account check`): the role's own
+    /// permissions (no session policy), the shortest lifetime, never cached. CloudTrail
+    /// names `who` as its source identity.
+    pub async fn probe(
+        &self,
+        account: &LinkedAccount,
+        who: &User,
+    ) -> Result<AwsSession, BrokerError> {
+        let (plain, expires_at, aws_account) = self.assume(account, who, None, MIN_SESSION).await?;
+        let expiry = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(
+                u64::try_from(expires_at.unix_timestamp()).unwrap_or(0),
+            );
+        Ok(AwsSession {
+            credentials: aws_sdk_ec2::config::Credentials::new(
+                plain.access_key_id.clone(),
+                plain.secret_access_key.clone(),
+                Some(plain.session_token.clone()),
+                Some(expiry),
+                "voxgate-broker",
+            ),
+            sdk: self.sdk.clone(),
+            default_region: account.region.clone(),
+            aws_account,
+        })
+    }
+
     async fn session_lasting(
         &self,
         account: &LinkedAccount,
@@ -324,8 +351,9 @@ impl Broker {
         {
             return self.session_from(cached, &key, &account.region);
         }
-        let (plain, expires_at, aws_account) =
-            self.assume(account, user, &policy_json, duration).await?;
+        let (plain, expires_at, aws_account) = self
+            .assume(account, user, Some(&policy_json), duration)
+            .await?;
         let fresh = Entry {
             sealed: self.encrypt(&plain, &key)?,
             expires_at,
@@ -340,7 +368,7 @@ impl Broker {
         &self,
         account: &LinkedAccount,
         user: &User,
-        policy_json: &str,
+        policy_json: Option<&str>,
         duration: Duration,
     ) -> Result<(PlainCredentials, OffsetDateTime, String), BrokerError> {
         let tenant = account.tenant_id.as_str();
@@ -374,7 +402,7 @@ impl Broker {
             .source_identity(source_identity(user))
             .external_id(external_id.expose())
             .duration_seconds(seconds)
-            .policy(policy_json)
+            .set_policy(policy_json.map(str::to_owned))
             .send()
             .await
             .map_err(classify)?;

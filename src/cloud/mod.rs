@@ -19,7 +19,7 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The sealer for `sealing`: KMS with voxgate's own AWS identity, or the local key file
-/// (with a loud warning: it is for development only).
+/// (for development only: `serve` warns about it loudly).
 pub fn sealer(
     sealing: &crate::config::Sealing,
     sdk: &aws_config::SdkConfig,
@@ -35,14 +35,7 @@ pub fn sealer(
                 key_id.clone(),
             ))
         }
-        crate::config::Sealing::LocalKeyFile(path) => {
-            tracing::warn!(
-                key_file = %path.display(),
-                "SECRETS ARE SEALED WITH A LOCAL KEY FILE: this is for development only; set \
-                 --kms-key-id (VOXGATE_KMS_KEY_ID) to seal with AWS KMS"
-            );
-            seal::Sealer::local_key_file(path)
-        }
+        crate::config::Sealing::LocalKeyFile(path) => seal::Sealer::local_key_file(path),
     }
 }
 
@@ -54,10 +47,17 @@ pub enum ServiceKeyError {
     Store(#[from] crate::store::StoreError),
     /// The key could not be sealed or opened.
     #[error("voxgate's key cannot be opened: {0}")]
-    Seal(#[from] seal::SealError),
+    Seal(seal::SealError),
     /// No randomness.
     #[error("no randomness available")]
     Random,
+}
+
+impl From<seal::SealError> for ServiceKeyError {
+    fn from(error: seal::SealError) -> Self {
+        // Not a `source`: the message already says it, and `{:#}` would say it twice.
+        Self::Seal(error)
+    }
 }
 
 /// One of voxgate's own 32-byte keys, by `name`: made and sealed on first use, kept in the

@@ -163,6 +163,15 @@ where
                     .to_owned(),
             )
         }
+        aws_sdk_kms::error::SdkError::DispatchFailure(_) => SealError::Kms(
+            "could not be reached (check AWS_ENDPOINT_URL, the network and the region)".into(),
+        ),
+        aws_sdk_kms::error::SdkError::TimeoutError(_) => {
+            SealError::Kms("KMS did not answer in time".into())
+        }
+        aws_sdk_kms::error::SdkError::ConstructionFailure(_) => SealError::Kms(
+            "the KMS request could not be made (no AWS region or credentials set?)".into(),
+        ),
         _ => SealError::Kms(aws_sdk_kms::error::DisplayErrorContext(&e).to_string()),
     }
 }

@@ -16,10 +16,22 @@ use async_trait::async_trait;
 
 pub use ledger::{LocalReplayLedger, StoreReplayLedger, replay_ledger};
 pub use model::*;
-pub use sql::{SqlStore, sqlite_file};
+pub use sql::{SqlStore, redact as redact_url, sqlite_file};
 
 /// The default store: `voxgate.db` in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://voxgate.db";
+
+/// "SQLite database /abs/path/voxgate.db" or "PostgreSQL database postgres://…" (without
+/// the password), for messages that say which database was used.
+pub fn describe(url: &str) -> String {
+    match sqlite_file(url) {
+        Some(file) => {
+            let file = std::fs::canonicalize(&file).unwrap_or(file);
+            format!("SQLite database {}", file.display())
+        }
+        None => format!("PostgreSQL database {}", redact_url(url.trim())),
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +93,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn live_request_ids(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
 
     /// Adds a tenant; its name must be new (regardless of case).
-    async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError>;
+    async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
+        let mut tx = self.begin().await?;
+        let tenant = tx.add_tenant(name, now).await?;
+        tx.commit().await?;
+        Ok(tenant)
+    }
     /// All tenants, by name.
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
     /// The tenant with this name (regardless of case).
@@ -90,7 +107,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
 
     /// Adds a user.
-    async fn add_user(&self, user: &NewUser, now: i64) -> Result<User, StoreError>;
+    async fn add_user(&self, user: &NewUser, now: i64) -> Result<User, StoreError> {
+        let mut tx = self.begin().await?;
+        let user = tx.add_user(user, now).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
     /// Users, of one tenant or all.
     async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError>;
     /// The user enrolled with this Alexa user id.
@@ -103,7 +125,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         account: &NewAccount,
         now: i64,
-    ) -> Result<LinkedAccount, StoreError>;
+    ) -> Result<LinkedAccount, StoreError> {
+        let mut tx = self.begin().await?;
+        let account = tx.add_account(account, now).await?;
+        tx.commit().await?;
+        Ok(account)
+    }
     /// Linked accounts, of one tenant or all, by name.
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError>;
 
@@ -278,6 +305,26 @@ pub trait StoreTx: Send {
     ) -> Result<(), StoreError>;
     /// Revokes a device; false if there is no such unrevoked device.
     async fn revoke_device(&mut self, device_id: &str, now: i64) -> Result<bool, StoreError>;
+    /// Adds a tenant; `Duplicate` if one has that name (regardless of case).
+    async fn add_tenant(&mut self, name: &TenantName, now: i64) -> Result<Tenant, StoreError>;
+    /// Enrols a user; `Duplicate` if the name (in the tenant), the Alexa user id or the
+    /// OAuth subject is taken.
+    async fn add_user(&mut self, user: &NewUser, now: i64) -> Result<User, StoreError>;
+    /// Links an AWS account; `Duplicate` if the tenant has one by that name.
+    async fn add_account(
+        &mut self,
+        account: &NewAccount,
+        now: i64,
+    ) -> Result<LinkedAccount, StoreError>;
+    /// Marks a tenant removed, if it has no users or accounts left.
+    async fn remove_tenant(&mut self, id: &TenantId, now: i64) -> Result<Removal, StoreError>;
+    /// Marks a user removed unless an operation of theirs is waiting or running: forgets
+    /// their Alexa user id, OAuth subject and TOTP key, revokes their devices and voids
+    /// their pairing codes.
+    async fn remove_user(&mut self, id: &UserId, now: i64) -> Result<Removal, StoreError>;
+    /// Marks an account unlinked unless an operation on it is waiting or running, and
+    /// wipes its sealed role ARN and ExternalId.
+    async fn unlink_account(&mut self, id: &AccountId, now: i64) -> Result<Removal, StoreError>;
     /// Appends an audit record at the chain's head (held until the transaction ends).
     async fn append_audit(
         &mut self,

@@ -370,6 +370,27 @@ pub struct Device {
     pub revoked_at: Option<i64>,
 }
 
+/// How a removal went. A transaction that did not remove anything should be dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// Removed.
+    Removed,
+    /// There is no such record (or it was removed already).
+    Missing,
+    /// Operations on it are waiting for a code or running.
+    Busy {
+        /// How many.
+        operations: i64,
+    },
+    /// The tenant still has users or accounts.
+    NotEmpty {
+        /// Users not removed.
+        users: i64,
+        /// Accounts not unlinked.
+        accounts: i64,
+    },
+}
+
 /// A fresh random id with a readable prefix, e.g. `t_3f9c…`.
 pub fn new_id(prefix: &str) -> String {
     use ring::rand::SecureRandom as _;

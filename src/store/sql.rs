@@ -38,7 +38,7 @@ pub struct SqlStore {
 }
 
 /// `url` without a password, for messages.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("****"));
@@ -336,94 +336,39 @@ impl Store for SqlStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
-        let id = TenantId::generate();
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(id.as_str())
-            .bind(name.as_str())
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if unique_violation(&e) {
-                    StoreError::Duplicate(format!("a tenant named '{name}'"))
-                } else {
-                    e.into()
-                }
-            })?;
-        Ok(Tenant {
-            id,
-            name: name.as_str().to_owned(),
-            created_at: now,
-        })
-    }
-
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY lower(name)")
+        let rows = sqlx::query("SELECT id, name, created_at FROM tenants WHERE removed_at IS NULL ORDER BY lower(name)")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(tenant_from).collect::<Result<_, _>>()?)
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1)")
-                .bind(name.trim())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM tenants WHERE lower(name) = lower($1) \
+             AND removed_at IS NULL",
+        )
+        .bind(name.trim())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(tenant_from).transpose()?)
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
-        let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(tenant_from).transpose()?)
-    }
-
-    async fn add_user(&self, user: &NewUser, now: i64) -> Result<User, StoreError> {
-        let id = UserId::generate();
-        let alexa = user.alexa_user_id.as_ref().map(|a| a.as_str().to_owned());
-        let oauth = user.oauth_subject.as_ref().map(|s| s.as_str().to_owned());
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, name, alexa_user_id, oauth_subject, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        let row = sqlx::query(
+            "SELECT id, name, created_at FROM tenants WHERE id = $1 AND removed_at IS NULL",
         )
         .bind(id.as_str())
-        .bind(user.tenant_id.as_str())
-        .bind(user.name.as_str())
-        .bind(alexa.clone())
-        .bind(oauth.clone())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Duplicate(format!(
-                    "a user with that name in this tenant, or with that Alexa user id or OAuth \
-                     subject ('{}')",
-                    user.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(User {
-            id,
-            tenant_id: user.tenant_id.clone(),
-            name: user.name.as_str().to_owned(),
-            alexa_user_id: alexa,
-            oauth_subject: oauth,
-            created_at: now,
-        })
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(tenant_from).transpose()?)
     }
 
     async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError> {
         // COALESCE($1, tenant_id): one query for "this tenant" and "all" on both backends.
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = COALESCE($1, tenant_id) \
-             ORDER BY tenant_id, lower(name)"
+             AND removed_at IS NULL ORDER BY tenant_id, lower(name)"
         ))
         .bind(tenant.map(|t| t.as_str().to_owned()))
         .fetch_all(&self.pool)
@@ -433,7 +378,7 @@ impl Store for SqlStore {
 
     async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -443,7 +388,7 @@ impl Store for SqlStore {
 
     async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1"
+            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL"
         ))
         .bind(subject)
         .fetch_optional(&self.pool)
@@ -451,51 +396,10 @@ impl Store for SqlStore {
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
-    async fn add_account(
-        &self,
-        account: &NewAccount,
-        now: i64,
-    ) -> Result<LinkedAccount, StoreError> {
-        sqlx::query(
-            "INSERT INTO aws_accounts (id, tenant_id, name, region, role_arn_sealed, \
-             external_id_sealed, external_id_digest, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(account.id.as_str())
-        .bind(account.tenant_id.as_str())
-        .bind(account.name.as_str())
-        .bind(account.region.as_str())
-        .bind(account.role_arn.as_bytes().to_vec())
-        .bind(account.external_id.as_bytes().to_vec())
-        .bind(account.external_id_digest.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| {
-            if unique_violation(&e) {
-                StoreError::Duplicate(format!(
-                    "an account named '{}' in this tenant",
-                    account.name
-                ))
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(LinkedAccount {
-            id: account.id.clone(),
-            tenant_id: account.tenant_id.clone(),
-            name: account.name.as_str().to_owned(),
-            region: account.region.clone(),
-            role_arn: account.role_arn.clone(),
-            external_id: account.external_id.clone(),
-            created_at: now,
-        })
-    }
-
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = COALESCE($1, tenant_id) \
-             ORDER BY tenant_id, lower(name)"
+             AND removed_at IS NULL ORDER BY tenant_id, lower(name)"
         ))
         .bind(tenant.map(|t| t.as_str().to_owned()))
         .fetch_all(&self.pool)
@@ -590,10 +494,12 @@ impl Store for SqlStore {
     }
 
     async fn user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND removed_at IS NULL"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(user_from).transpose()?)
     }
 
@@ -865,6 +771,20 @@ struct SqlTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
 }
 
+impl SqlTx {
+    /// Challenges of a user or an account (`column`) waiting for a code or running.
+    async fn active_operations(&mut self, column: &str, id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM challenges WHERE {column} = $1 \
+             AND state IN ('pending', 'approved')"
+        ))
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
 #[async_trait]
 impl StoreTx for SqlTx {
     async fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<(), StoreError> {
@@ -1058,6 +978,183 @@ impl StoreTx for SqlTx {
                 .execute(&mut *self.tx)
                 .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    async fn add_tenant(&mut self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
+        let id = TenantId::generate();
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(id.as_str())
+            .bind(name.as_str())
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(|e| {
+                if unique_violation(&e) {
+                    StoreError::Duplicate(format!("a tenant named '{name}'"))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(Tenant {
+            id,
+            name: name.as_str().to_owned(),
+            created_at: now,
+        })
+    }
+
+    async fn add_user(&mut self, user: &NewUser, now: i64) -> Result<User, StoreError> {
+        let id = UserId::generate();
+        let alexa = user.alexa_user_id.as_ref().map(|a| a.as_str().to_owned());
+        let oauth = user.oauth_subject.as_ref().map(|s| s.as_str().to_owned());
+        sqlx::query(
+            "INSERT INTO users (id, tenant_id, name, alexa_user_id, oauth_subject, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(user.tenant_id.as_str())
+        .bind(user.name.as_str())
+        .bind(alexa.clone())
+        .bind(oauth.clone())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!(
+                    "a user with that name in this tenant, or with that Alexa user id or OAuth \
+                     subject ('{}')",
+                    user.name
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(User {
+            id,
+            tenant_id: user.tenant_id.clone(),
+            name: user.name.as_str().to_owned(),
+            alexa_user_id: alexa,
+            oauth_subject: oauth,
+            created_at: now,
+        })
+    }
+
+    async fn add_account(
+        &mut self,
+        account: &NewAccount,
+        now: i64,
+    ) -> Result<LinkedAccount, StoreError> {
+        sqlx::query(
+            "INSERT INTO aws_accounts (id, tenant_id, name, region, role_arn_sealed, \
+             external_id_sealed, external_id_digest, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(account.id.as_str())
+        .bind(account.tenant_id.as_str())
+        .bind(account.name.as_str())
+        .bind(account.region.as_str())
+        .bind(account.role_arn.as_bytes().to_vec())
+        .bind(account.external_id.as_bytes().to_vec())
+        .bind(account.external_id_digest.as_str())
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if unique_violation(&e) {
+                StoreError::Duplicate(format!(
+                    "an account named '{}' in this tenant",
+                    account.name
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(LinkedAccount {
+            id: account.id.clone(),
+            tenant_id: account.tenant_id.clone(),
+            name: account.name.as_str().to_owned(),
+            region: account.region.clone(),
+            role_arn: account.role_arn.clone(),
+            external_id: account.external_id.clone(),
+            created_at: now,
+        })
+    }
+
+    async fn remove_tenant(&mut self, id: &TenantId, now: i64) -> Result<Removal, StoreError> {
+        let marked =
+            sqlx::query("UPDATE tenants SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
+                .bind(now)
+                .bind(id.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+        if marked.rows_affected() == 0 {
+            return Ok(Removal::Missing);
+        }
+        let left = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM users WHERE tenant_id = $1 AND removed_at IS NULL) \
+             AS users, (SELECT COUNT(*) FROM aws_accounts WHERE tenant_id = $1 \
+             AND removed_at IS NULL) AS accounts",
+        )
+        .bind(id.as_str())
+        .fetch_one(&mut *self.tx)
+        .await?;
+        let (users, accounts): (i64, i64) = (left.try_get("users")?, left.try_get("accounts")?);
+        if users + accounts > 0 {
+            return Ok(Removal::NotEmpty { users, accounts });
+        }
+        Ok(Removal::Removed)
+    }
+
+    async fn remove_user(&mut self, id: &UserId, now: i64) -> Result<Removal, StoreError> {
+        let marked = sqlx::query(
+            "UPDATE users SET removed_at = $1, alexa_user_id = NULL, oauth_subject = NULL, \
+             totp_key_sealed = NULL WHERE id = $2 AND removed_at IS NULL",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            return Ok(Removal::Missing);
+        }
+        let operations = self.active_operations("user_id", id.as_str()).await?;
+        if operations > 0 {
+            return Ok(Removal::Busy { operations });
+        }
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query(
+            "UPDATE pairing_codes SET voided_at = $1 WHERE user_id = $2 AND used_at IS NULL \
+             AND voided_at IS NULL",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(Removal::Removed)
+    }
+
+    async fn unlink_account(&mut self, id: &AccountId, now: i64) -> Result<Removal, StoreError> {
+        let marked = sqlx::query(
+            "UPDATE aws_accounts SET removed_at = $1, role_arn_sealed = $2, \
+             external_id_sealed = $2 WHERE id = $3 AND removed_at IS NULL",
+        )
+        .bind(now)
+        .bind(Vec::<u8>::new())
+        .bind(id.as_str())
+        .execute(&mut *self.tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            return Ok(Removal::Missing);
+        }
+        let operations = self.active_operations("account_id", id.as_str()).await?;
+        if operations > 0 {
+            return Ok(Removal::Busy { operations });
+        }
+        Ok(Removal::Removed)
     }
 
     async fn append_audit(

@@ -62,7 +62,7 @@ r = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1, TagSpecifi
 print(r["Instances"][0]["InstanceId"])`);
     v.cli(["tenant", "add", "acme"]);
     v.cli(["user", "add", "--tenant", "acme", "--name", "alice", "--alexa-user-id", ALICE]);
-    v.cli(["account", "link", "--tenant", "acme", "--role-arn", `arn:aws:iam::${v.account}:role/voxgate-access`, "--region", "eu-west-1", "--name", "prod"]);
+    v.cli(["account", "link", "--tenant", "acme", "--role-arn", `arn:aws:iam::${v.account}:role/voxgate-access`, "--region", "eu-west-1", "--name", "prod", "--trusted-account-id", "999988887777"]);
     v.port = await freePort();
     v.base = `http://127.0.0.1:${v.port}`;
     await v.serve();
