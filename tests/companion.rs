@@ -321,6 +321,45 @@ async fn several_devices_and_revocation() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no user 'nobody'"));
 }
 
+#[tokio::test]
+async fn removing_a_user_revokes_their_devices_and_forgets_them() {
+    let s = scene(Backend::Sqlite).await;
+    let phone = App::paired(&s.server, "alice").await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    // Not while an operation of theirs waits for its code.
+    let busy = voxgate(&s.server, &["user", "remove", "alice"]);
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("waiting for a code or running"));
+    assert_eq!(phone.get("/api/v1/companion/challenges").await.0, 200);
+    let (status, _) = phone
+        .post(&format!("/api/v1/companion/challenges/{id}/deny"))
+        .await;
+    assert_eq!(status, 200);
+
+    let out = voxgate(&s.server, &["user", "remove", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 paired device revoked"));
+    assert_eq!(phone.get("/api/v1/companion/challenges").await.0, 401);
+    let said = speech(
+        &s.server
+            .say(intent_from(
+                ALICE,
+                "ListInstancesIntent",
+                &[],
+                s.server.now(),
+            ))
+            .await,
+    );
+    assert!(
+        !said.contains("web-1"),
+        "a removed user is a stranger: {said}"
+    );
+}
+
 /// Reads SSE events until `want` arrives (or the time is up); returns (event, data) pairs.
 async fn read_events(
     response: &mut reqwest::Response,
