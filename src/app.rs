@@ -62,6 +62,8 @@ pub struct App {
     checkpoints: Arc<crate::audit::checkpoint::Checkpoints>,
     limits: crate::config::HttpLimits,
     verifier: Arc<RequestVerifier>,
+    /// Where /metrics is served on its own, if configured.
+    metrics_listener: Option<TcpListener>,
     /// Held while serving from a store only one process may serve (SQLite).
     _claim: Option<crate::store::ServingClaim>,
 }
@@ -175,11 +177,32 @@ impl App {
                 .load_shed()
                 .concurrency_limit(settings.http.max_requests),
         );
-        let router = Router::new()
-            .route("/alexa", alexa)
+        let probes = Router::new()
             .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(Probes {
+                store: Arc::clone(&store),
+                shutting_down: shutdown.subscribe(),
+            });
+        let metrics_listener = match settings.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} for /metrics: {e}; choose another address with \
+                     --metrics-listen (VOXGATE_METRICS_LISTEN)"
+                )
+            })?),
+            None => None,
+        };
+        crate::metrics::handle();
+        let mut router = Router::new()
+            .route("/alexa", alexa)
             .route("/", get(index))
             .with_state(state)
+            .merge(probes);
+        if metrics_listener.is_none() {
+            router = router.route("/metrics", get(metrics));
+        }
+        let router = router
             // Companion bodies are small and must arrive whole within the body timeout (a
             // trickle of one byte a second does not hold a connection).
             .merge(
@@ -191,11 +214,22 @@ impl App {
                     )),
             )
             .merge(crate::companion::page::router())
+            // Latency of every routed request, by route (not by raw path).
+            .route_layer(axum::middleware::from_fn(observe))
             // Every body is read within the body timeout, a chunk at a time at least.
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
                 settings.http.body_timeout,
             ))
-            .layer(TraceLayer::new_for_http());
+            // One id through every log line of a request, echoed as x-request-id.
+            .layer(
+                tower::ServiceBuilder::new()
+                    .layer(axum::middleware::map_request(forget_client_request_id))
+                    .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+                        RandomRequestId,
+                    ))
+                    .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                    .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id()),
+            );
         let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on {}: {e}; choose another address with --listen (VOXGATE_LISTEN)",
@@ -212,6 +246,7 @@ impl App {
             checkpoints,
             limits: settings.http,
             verifier,
+            metrics_listener,
             _claim: claim,
         })
     }
@@ -257,12 +292,29 @@ impl App {
         // Open event streams end when shutdown begins, so the graceful stop does not wait
         // for phones to disconnect.
         let streams = self.shutdown;
+        let metrics_server = self.metrics_listener.map(|listener| {
+            if let Ok(addr) = listener.local_addr() {
+                info!(%addr, "metrics on http://{addr}/metrics");
+            }
+            let mut stop = streams.subscribe();
+            tokio::spawn(async move {
+                let router = Router::new().route("/metrics", get(metrics));
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|stopping| *stopping).await;
+                    })
+                    .await;
+            })
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = streams.send(true);
         };
         let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
+        if let Some(metrics_server) = metrics_server {
+            let _ = metrics_server.await;
+        }
         self.verifier.flush().await;
         self.checkpoints.sync();
         served?;
@@ -296,6 +348,124 @@ async fn index() -> axum::response::Html<&'static str> {
     ))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// What the health and readiness probes look at.
+#[derive(Clone)]
+struct Probes {
+    store: Arc<dyn Store>,
+    shutting_down: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Liveness, cheap: the process answers, and which store it uses (nothing is queried).
+async fn healthz(
+    axum::extract::State(probes): axum::extract::State<Probes>,
+) -> Json<serde_json::Value> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": probes.store.backend(),
+    }))
+}
+
+/// Readiness: the store answers within a second and the service is not shutting down;
+/// 503 otherwise, so a load balancer sends traffic elsewhere.
+async fn readyz(
+    axum::extract::State(probes): axum::extract::State<Probes>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    use axum::http::StatusCode;
+    if *probes.shutting_down.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "shutting down"})),
+        );
+    }
+    let answered =
+        tokio::time::timeout(std::time::Duration::from_secs(1), probes.store.audit_last()).await;
+    match answered {
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            Json(json!({"ready": true, "store": probes.store.backend()})),
+        ),
+        Ok(Err(error)) => {
+            warn!(%error, "not ready: the store failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"ready": false, "reason": "the store failed"})),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": "the store did not answer in time"})),
+        ),
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format.
+async fn metrics() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+}
+
+/// Records a routed request's latency by route, method and status.
+async fn observe(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    metrics::histogram!(
+        crate::metrics::HTTP_DURATION,
+        "route" => route,
+        "method" => method,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Request ids: 96 random bits in hex, made here (an id sent by the client is replaced, so
+/// log lines cannot be made to look like another request's).
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl tower_http::request_id::MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let id = crate::store::new_id("r");
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// Drops an `x-request-id` the client sent: voxgate makes its own.
+async fn forget_client_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    request.headers_mut().remove("x-request-id");
+    request
+}
+
+/// The span every log line of a request is written in: its id, method and path.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }

@@ -157,6 +157,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VOXGATE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve GET /metrics (Prometheus) on this address only, instead of beside /alexa (so
+    /// the figures stay inside your network), e.g. 0.0.0.0:9090.
+    #[arg(long, env = "VOXGATE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Alexa skill id(s) whose requests are accepted (comma-separated or repeated), as shown
     /// in the Alexa developer console: amzn1.ask.skill.…
     #[arg(long = "skill-id", env = "VOXGATE_SKILL_ID", value_delimiter = ',')]
@@ -439,6 +444,8 @@ pub enum Verification {
 pub struct Settings {
     /// Where to listen; port 0 picks a free port.
     pub listen: SocketAddr,
+    /// Where to serve /metrics on its own, if not beside /alexa.
+    pub metrics_listen: Option<SocketAddr>,
     /// Accepted skill ids (may be empty only when verification is skipped).
     pub skill_ids: Vec<SkillId>,
     /// How requests are verified.
@@ -472,6 +479,7 @@ impl ServeArgs {
     pub fn local(database_url: String, local_key_file: PathBuf) -> Self {
         Self {
             listen: ([127, 0, 0, 1], 0).into(),
+            metrics_listen: None,
             skill_ids: vec![],
             insecure_skip_verification: false,
             insecure_local_key: false,
@@ -593,6 +601,7 @@ impl ServeArgs {
             security_key_age_days: i64::from(self.security_key_age_days),
             challenge_ttl: time::Duration::seconds(i64::from(self.challenge_ttl)),
             listen: self.listen,
+            metrics_listen: self.metrics_listen,
             skill_ids,
             verification,
             database_url: self.database.database_url,

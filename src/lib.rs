@@ -21,6 +21,7 @@ pub mod dialog;
 pub mod gate;
 pub mod identity;
 pub mod input;
+pub mod metrics;
 pub mod ops;
 pub mod skill;
 pub mod store;

@@ -231,12 +231,17 @@ mod reqwest {
     use std::net::TcpStream;
 
     pub fn blocking_get(url: &str) -> String {
+        get_with(url, "")
+    }
+
+    /// A GET with extra header lines (each ending in CRLF).
+    pub fn get_with(url: &str, headers: &str) -> String {
         let rest = url.strip_prefix("http://").unwrap();
         let (host, path) = rest.split_once('/').unwrap();
         let mut stream = TcpStream::connect(host).unwrap();
         write!(
             stream,
-            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
         )
         .unwrap();
         let mut response = String::new();
@@ -420,4 +425,76 @@ fn check_config_names_each_problem_in_one_sentence() {
     let (code, stdout, _) = run(&["check-config", "--skill-id", "nonsense"], &[]);
     assert_ne!(code, 0);
     assert!(stdout.starts_with("FAIL  settings"), "{stdout}");
+}
+
+#[test]
+fn probes_metrics_on_their_own_address_and_request_ids() {
+    let mut child = voxgate()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+            "--skill-id",
+            SKILL,
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut addr, mut metrics_addr) = (None, None);
+    while (addr.is_none() || metrics_addr.is_none()) && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+        if let Some(rest) = line.split("metrics on http://").nth(1) {
+            metrics_addr = Some(rest.split('/').next().unwrap().to_owned());
+        }
+    }
+    let (addr, metrics_addr) = (addr.unwrap(), metrics_addr.unwrap());
+
+    let health = reqwest::blocking_get(&format!("http://{addr}/healthz"));
+    assert!(health.contains("\"store\":\"sqlite\""), "{health}");
+    let ready = reqwest::blocking_get(&format!("http://{addr}/readyz"));
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(ready.contains("\"ready\":true"), "{ready}");
+    // Every response names its request; an id the client sent is not taken over.
+    let sent = reqwest::get_with(
+        &format!("http://{addr}/healthz"),
+        "x-request-id: forged-by-client\r\n",
+    );
+    let id = sent
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no x-request-id in {sent}"));
+    assert!(id.starts_with("r_"), "{sent}");
+    // /metrics lives only on its own address, where it is Prometheus text.
+    let main = reqwest::blocking_get(&format!("http://{addr}/metrics"));
+    assert!(main.starts_with("HTTP/1.1 404"), "{main}");
+    let metrics = reqwest::blocking_get(&format!("http://{metrics_addr}/metrics"));
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    assert!(metrics.contains("text/plain; version=0.0.4"), "{metrics}");
+    assert!(
+        metrics.contains("voxgate_http_request_duration_seconds_bucket{route=\"/healthz\""),
+        "{metrics}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "voxgate did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -103,8 +103,9 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     .unwrap();
     let external_id = linked["external_id"].as_str().unwrap().to_owned();
 
-    // Serve with every log target at trace, the most verbose level.
+    // Serve with every log target at trace, the most verbose level, in JSON.
     let mut child = voxgate(dir.path(), "trace")
+        .env("VOXGATE_LOG_FORMAT", "json")
         .args([
             "serve",
             "--listen",
@@ -120,19 +121,23 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     let stderr = child.stderr.take().unwrap();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let serve_log = Arc::clone(&log);
+    let served = Arc::new(Mutex::new(String::new()));
+    let served_lines = Arc::clone(&served);
     let reader = std::thread::spawn(move || {
         let mut reader = BufReader::new(stderr);
         let mut line = String::new();
         while reader.read_line(&mut line).unwrap_or(0) > 0 {
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = addr_tx.send(rest.split_whitespace().next().unwrap().to_owned());
+                let _ = addr_tx.send(rest.split(['"', ' ']).next().unwrap().to_owned());
             }
             serve_log.lock().unwrap().push_str(&line);
+            served_lines.lock().unwrap().push_str(&line);
             line.clear();
         }
         let mut rest = String::new();
         let _ = reader.read_to_string(&mut rest);
         serve_log.lock().unwrap().push_str(&rest);
+        served_lines.lock().unwrap().push_str(&rest);
     });
     let addr = addr_rx
         .recv_timeout(Duration::from_secs(30))
@@ -228,6 +233,30 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
         "Stopping web-2 now."
     );
 
+    // What the operator's Prometheus sees of that flow.
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "voxgate_alexa_requests_total{type=\"IntentRequest\",intent=\"ListInstancesIntent\"} 1",
+        "voxgate_alexa_requests_total{type=\"IntentRequest\",intent=\"VerifyCodeIntent\"} 1",
+        "voxgate_challenges_total{outcome=\"held\"} 1",
+        "voxgate_challenges_total{outcome=\"confirmed\"} 1",
+        "voxgate_challenges_total{outcome=\"executed\"} 1",
+        "voxgate_sts_calls_total{result=\"ok\"} 2",
+        "voxgate_credential_cache_total{result=\"miss\"}",
+        "voxgate_audit_records_total{outcome=\"paired\"} 1",
+        "voxgate_http_request_duration_seconds_bucket{route=\"/alexa\",method=\"POST\",status=\"200\",le=\"8\"}",
+    ] {
+        assert!(metrics.contains(series), "no {series} in:\n{metrics}");
+    }
+    assert!(!metrics.contains("voxgate_audit_write_failures_total 1"));
+
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -303,6 +332,40 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
     ] {
         secrets.push(("one-time code", pattern));
     }
+
+    // Every line of the service is JSON, and the lines of one request carry its id.
+    let served = served.lock().unwrap().clone();
+    let lines: Vec<serde_json::Value> = served
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let request_id = |line: &serde_json::Value| {
+        line["spans"]
+            .as_array()
+            .and_then(|spans| spans.iter().find_map(|s| s["request_id"].as_str()))
+            .map(str::to_owned)
+    };
+    let stop_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l["spans"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|s| s["path"] == "/alexa"))
+        })
+        .collect();
+    assert!(stop_lines.len() > 3, "requests log in their span");
+    assert!(
+        stop_lines
+            .iter()
+            .all(|l| request_id(l).is_some_and(|id| id.starts_with("r_"))),
+        "every line of a request names it"
+    );
+    let ids: std::collections::BTreeSet<String> =
+        stop_lines.iter().filter_map(|l| request_id(l)).collect();
+    assert!(
+        ids.len() >= 3,
+        "one id per request, not one for all: {ids:?}"
+    );
 
     let log = log.lock().unwrap().clone();
     assert!(log.contains("DEBUG"), "the scan ran with debug logging");

@@ -13,7 +13,7 @@ use tracing::{instrument, warn};
 use super::{AppState, MAX_ALEXA_BODY_BYTES};
 use crate::alexa::verify::SignatureHeaders;
 
-#[instrument(skip_all, fields(request_id))]
+#[instrument(skip_all, fields(alexa_request_id))]
 pub(super) async fn handle(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -64,9 +64,14 @@ pub(super) async fn handle(
     };
     let envelope = match state.verifier.verify(signature_headers, &bytes).await {
         Ok(envelope) => envelope,
-        Err(error) => return refuse(error.reason(), &error.to_string()),
+        Err(error) => {
+            metrics::counter!(crate::metrics::VERIFICATION_FAILURES, "reason" => error.reason())
+                .increment(1);
+            return refuse(error.reason(), &error.to_string());
+        }
     };
-    tracing::Span::current().record("request_id", envelope.request.request_id.as_str());
+    tracing::Span::current().record("alexa_request_id", envelope.request.request_id.as_str());
+    count(&envelope.request);
 
     // Handled to the end even if Alexa hangs up: an approved operation must run (or fail)
     // and be recorded, not be dropped halfway with the request.
@@ -82,6 +87,24 @@ pub(super) async fn handle(
                 .into_response()
         }
     }
+}
+
+/// Counts a verified request by its type and intent (from fixed sets only).
+fn count(request: &crate::alexa::envelope::Request) {
+    use crate::alexa::envelope::RequestKind;
+    let (kind, intent) = match &request.kind {
+        RequestKind::Launch => ("LaunchRequest", ""),
+        RequestKind::Intent(intent) => (
+            "IntentRequest",
+            crate::skill::intents::known_name(&intent.intent.name).unwrap_or("other"),
+        ),
+        RequestKind::SessionEnded(_) => ("SessionEndedRequest", ""),
+        RequestKind::CanFulfillIntent(_) => ("CanFulfillIntentRequest", ""),
+        RequestKind::SkillEvent(_) => ("SkillEvent", ""),
+        RequestKind::Other { .. } => ("other", ""),
+    };
+    metrics::counter!(crate::metrics::ALEXA_REQUESTS, "type" => kind, "intent" => intent)
+        .increment(1);
 }
 
 /// Whether a body read failed because the body stalled (the router's per-chunk timeout).

@@ -445,6 +445,16 @@ pub fn write_failures() -> u64 {
     WRITE_FAILURES.load(Ordering::Relaxed)
 }
 
+/// Counts a recorded decision: every record by outcome, and those about a challenge again
+/// as the challenge's story.
+fn counted(entry: &Entry) {
+    let outcome = entry.outcome.as_str();
+    metrics::counter!(crate::metrics::AUDIT_RECORDS, "outcome" => outcome).increment(1);
+    if entry.challenge_id.is_some() {
+        metrics::counter!(crate::metrics::CHALLENGES, "outcome" => outcome).increment(1);
+    }
+}
+
 /// Appends to the chain, and to the checkpoint sink after each append.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
@@ -523,6 +533,7 @@ impl AuditLog {
         .await;
         match result {
             Ok(records) => {
+                entries.iter().for_each(counted);
                 if let Some(last) = records.last() {
                     self.checkpoint(last);
                 }
@@ -544,6 +555,7 @@ impl AuditLog {
     ) -> Result<Record, Unrecorded> {
         match result {
             Ok(record) => {
+                counted(entry);
                 self.checkpoint(&record);
                 Ok(record)
             }
@@ -556,6 +568,7 @@ impl AuditLog {
 
     fn failed(&self, entry: &Entry, error: &StoreError) {
         WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::AUDIT_WRITE_FAILURES).increment(1);
         tracing::error!(
             %error,
             outcome = %entry.outcome,

@@ -349,8 +349,10 @@ impl Broker {
         if let Some(cached) = entry.as_ref()
             && cached.expires_at - now > REFRESH_MARGIN
         {
+            metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "hit").increment(1);
             return self.session_from(cached, &key, &account.region);
         }
+        metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "miss").increment(1);
         let (plain, expires_at, aws_account) = self
             .assume(account, user, Some(&policy_json), duration)
             .await?;
@@ -405,7 +407,15 @@ impl Broker {
             .set_policy(policy_json.map(str::to_owned))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(classify);
+        let result = match &out {
+            Ok(_) => "ok",
+            Err(BrokerError::TrustRejected(_)) => "refused",
+            Err(BrokerError::Unreachable(_)) => "unreachable",
+            Err(_) => "error",
+        };
+        metrics::counter!(crate::metrics::STS_CALLS, "result" => result).increment(1);
+        let out = out?;
         let credentials = out
             .credentials()
             .ok_or_else(|| BrokerError::Sts("AssumeRole returned no credentials".into()))?;

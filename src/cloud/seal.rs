@@ -176,6 +176,11 @@ where
     }
 }
 
+fn kms_counted(call: &'static str, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    metrics::counter!(crate::metrics::KMS_CALLS, "call" => call, "result" => result).increment(1);
+}
+
 fn key_from(bytes: &[u8]) -> Result<DataKey, SealError> {
     let array: [u8; 32] = bytes.try_into().map_err(|_| SealError::Corrupt)?;
     Ok(Zeroizing::new(array))
@@ -196,7 +201,9 @@ impl KeySource for Kms {
             .set_encryption_context(Some(ctx.kms()))
             .send()
             .await
-            .map_err(kms_error)?;
+            .map_err(kms_error);
+        kms_counted("generate-data-key", out.is_ok());
+        let out = out?;
         let plaintext = out.plaintext().ok_or(SealError::Corrupt)?;
         let wrapped = out.ciphertext_blob().ok_or(SealError::Corrupt)?;
         Ok((key_from(plaintext.as_ref())?, wrapped.as_ref().to_vec()))
@@ -210,13 +217,14 @@ impl KeySource for Kms {
             .ciphertext_blob(Blob::new(wrapped.to_vec()))
             .set_encryption_context(Some(ctx.kms()))
             .send()
-            .await
-            .map_err(|e| match kms_error(e) {
-                SealError::Kms(m) if m.starts_with("InvalidCiphertextException") => {
-                    SealError::WrongContext
-                }
-                other => other,
-            })?;
+            .await;
+        kms_counted("decrypt", out.is_ok());
+        let out = out.map_err(|e| match kms_error(e) {
+            SealError::Kms(m) if m.starts_with("InvalidCiphertextException") => {
+                SealError::WrongContext
+            }
+            other => other,
+        })?;
         key_from(out.plaintext().ok_or(SealError::Corrupt)?.as_ref())
     }
 }

@@ -79,6 +79,14 @@ impl IntentName {
     }
 }
 
+/// `name` as voxgate knows it (a built-in or a catalog intent), for metrics labels: any
+/// other name is `None`, so strangers cannot add series.
+pub fn known_name(name: &str) -> Option<&'static str> {
+    IntentName::from_name(name)
+        .map(IntentName::as_str)
+        .or_else(|| crate::ops::catalog::find(name).map(|(_, d)| d.intent))
+}
+
 /// Every intent voxgate answers, with the slots it reads: the built-ins, then the
 /// catalog's.
 pub fn handled() -> Vec<(&'static str, &'static [SlotSpec])> {

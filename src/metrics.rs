@@ -1,0 +1,84 @@
+//! Prometheus metrics through the `metrics` facade: code anywhere counts what happened
+//! (`metrics::counter!`), and `GET /metrics` renders the process's recorder in the
+//! Prometheus text format. Labels take values from small fixed sets only (an intent voxgate
+//! does not know is counted as `other`), so a stranger cannot grow the series.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Requests to `/alexa` that passed verification, by request type and intent.
+pub const ALEXA_REQUESTS: &str = "voxgate_alexa_requests_total";
+/// Requests to `/alexa` refused by verification, by reason.
+pub const VERIFICATION_FAILURES: &str = "voxgate_verification_failures_total";
+/// HTTP requests by route, method and status, with their latency.
+pub const HTTP_DURATION: &str = "voxgate_http_request_duration_seconds";
+/// Challenges (held operations) by what happened to them.
+pub const CHALLENGES: &str = "voxgate_challenges_total";
+/// Audit records written, by outcome.
+pub const AUDIT_RECORDS: &str = "voxgate_audit_records_total";
+/// Audit writes that failed (the decision they were to record was not taken).
+pub const AUDIT_WRITE_FAILURES: &str = "voxgate_audit_write_failures_total";
+/// AssumeRole calls, by result.
+pub const STS_CALLS: &str = "voxgate_sts_calls_total";
+/// KMS calls (data keys made and opened), by call and result.
+pub const KMS_CALLS: &str = "voxgate_kms_calls_total";
+/// Credential cache lookups, by result (hit or miss).
+pub const CREDENTIAL_CACHE: &str = "voxgate_credential_cache_total";
+
+/// Latency buckets in seconds: Alexa waits at most 8 s.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 8.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS)
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program's); then this
+        // one renders only the descriptions.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        ALEXA_REQUESTS,
+        "Verified /alexa requests by request type and intent."
+    );
+    describe_counter!(
+        VERIFICATION_FAILURES,
+        "/alexa requests refused by request verification, by reason."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency by route, method and status."
+    );
+    describe_counter!(CHALLENGES, "Held operations, by what happened to them.");
+    describe_counter!(AUDIT_RECORDS, "Audit records written, by outcome.");
+    describe_counter!(
+        AUDIT_WRITE_FAILURES,
+        "Audit writes that failed (the decision was not taken)."
+    );
+    describe_counter!(STS_CALLS, "AssumeRole calls, by result.");
+    describe_counter!(KMS_CALLS, "KMS calls, by call and result.");
+    describe_counter!(
+        CREDENTIAL_CACHE,
+        "Credential cache lookups (hit: no STS call), by result."
+    );
+}
+
+/// The metrics in the Prometheus text format.
+pub fn render() -> String {
+    handle().render()
+}
