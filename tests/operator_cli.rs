@@ -937,3 +937,24 @@ async fn checking_a_link_assumes_the_role_and_reports_what_it_may_do() {
         out.stdout
     );
 }
+
+/// Over TLS when the URL asks for it (as deploy/service.yaml's does for RDS): a client built
+/// without TLS would refuse `sslmode=require`, and PostgreSQL says the session is encrypted.
+#[tokio::test]
+async fn postgresql_may_be_required_to_use_tls() {
+    let op = Operator::new(Backend::Postgres).await;
+    let separator = if op.db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{separator}sslmode=require", op.db.url);
+    op.ok(&["tenant", "add", "acme", "--database-url", &url]);
+    let listed = op.ok(&["tenant", "list", "--database-url", &url]).stdout;
+    assert!(listed.contains("acme"), "{listed}");
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let encrypted: bool =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_one(&mut connection)
+            .await
+            .unwrap();
+    assert!(encrypted, "the session is encrypted");
+}
