@@ -154,6 +154,8 @@ impl Probe {
 pub struct LinkReport {
     /// Why the role could not be assumed (the probes were not run).
     pub assume_error: Option<String>,
+    /// The AWS account the role is in (when it was assumed).
+    pub aws_account: Option<String>,
     /// What each probe found.
     pub probes: Vec<Probe>,
 }
@@ -193,15 +195,28 @@ fn finding<T, E: ProvideErrorMetadata>(result: Result<T, SdkError<E, HttpRespons
     }
 }
 
+/// The actions [`check`] tries, and nothing else.
+const PROBED_ACTIONS: &[&str] = &[
+    "ec2:DescribeInstances",
+    "cloudwatch:DescribeAlarms",
+    "cloudfront:ListDistributions",
+    "budgets:ViewBudget",
+    "iam:GetAccountPasswordPolicy",
+    "ec2:TerminateInstances",
+];
+
 /// Assumes `account`'s role once (as `who`, with no session policy) and tries a read of
 /// each service voxgate uses and one thing the role must refuse (terminating an instance,
 /// as a dry run). Nothing is changed.
 pub async fn check(broker: &Broker, account: &LinkedAccount, who: &User) -> LinkReport {
-    let session = match broker.probe(account, who).await {
+    // The session may do only what the probes try; the role's own refusals still show.
+    let policy = crate::cloud::policy::SessionPolicy::allow(PROBED_ACTIONS, &["*"]);
+    let session = match broker.probe(account, who, &policy).await {
         Ok(session) => session,
         Err(error) => {
             return LinkReport {
                 assume_error: Some(error.to_string()),
+                aws_account: None,
                 probes: Vec::new(),
             };
         }
@@ -238,6 +253,7 @@ pub async fn check(broker: &Broker, account: &LinkedAccount, who: &User) -> Link
     };
     LinkReport {
         assume_error: None,
+        aws_account: Some(session.aws_account().to_owned()),
         probes: vec![
             probe(
                 "see EC2 instances",

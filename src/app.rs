@@ -183,6 +183,7 @@ impl App {
             .with_state(Probes {
                 store: Arc::clone(&store),
                 shutting_down: shutdown.subscribe(),
+                last: Arc::default(),
             });
         let metrics_listener = match settings.metrics_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
@@ -278,6 +279,14 @@ impl App {
     ) -> anyhow::Result<()> {
         let addr = self.local_addr()?;
         info!(%addr, "voxgate listening on http://{addr}");
+        // Latency samples are folded into their histograms even if nobody scrapes.
+        let upkeep = tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                crate::metrics::handle().run_upkeep();
+            }
+        });
         // Challenges whose time ran out are expired (and audited) even if nobody asks.
         let gate = Arc::clone(&self.gate);
         let sweeper = tokio::spawn(async move {
@@ -297,13 +306,15 @@ impl App {
                 info!(%addr, "metrics on http://{addr}/metrics");
             }
             let mut stop = streams.subscribe();
+            let limits = self.limits;
             tokio::spawn(async move {
+                // The same limits as the main listener (header timeout, connection cap,
+                // bounded drain).
                 let router = Router::new().route("/metrics", get(metrics));
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|stopping| *stopping).await;
-                    })
-                    .await;
+                let _ = server::serve(listener, router, limits, async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                })
+                .await;
             })
         });
         let shutdown = async move {
@@ -312,6 +323,7 @@ impl App {
         };
         let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         sweeper.abort();
+        upkeep.abort();
         if let Some(metrics_server) = metrics_server {
             let _ = metrics_server.await;
         }
@@ -353,7 +365,16 @@ async fn index() -> axum::response::Html<&'static str> {
 struct Probes {
     store: Arc<dyn Store>,
     shutting_down: tokio::sync::watch::Receiver<bool>,
+    /// The store's last answer to a readiness probe, and when: a flood of probes costs one
+    /// query a second, not one each (and cannot take the connections `/alexa` needs).
+    last: Arc<tokio::sync::Mutex<Option<(std::time::Instant, Readiness)>>>,
 }
+
+/// The store's answer to a readiness probe: `Err` why it is not ready.
+type Readiness = Result<(), &'static str>;
+
+/// How long a readiness answer is reused.
+const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Liveness, cheap: the process answers, and which store it uses (nothing is queried).
 async fn healthz(
@@ -378,23 +399,35 @@ async fn readyz(
             Json(json!({"ready": false, "reason": "shutting down"})),
         );
     }
-    let answered =
-        tokio::time::timeout(std::time::Duration::from_secs(1), probes.store.audit_last()).await;
-    match answered {
-        Ok(Ok(_)) => (
+    // One probe of the store at a time; the others wait for it and reuse its answer.
+    let mut last = probes.last.lock().await;
+    let answer = match *last {
+        Some((at, answer)) if at.elapsed() < READY_FOR => answer,
+        _ => {
+            let answered =
+                tokio::time::timeout(std::time::Duration::from_secs(1), probes.store.audit_last())
+                    .await;
+            let answer = match answered {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => {
+                    warn!(%error, "not ready: the store failed");
+                    Err("the store failed")
+                }
+                Err(_) => Err("the store did not answer in time"),
+            };
+            *last = Some((std::time::Instant::now(), answer));
+            answer
+        }
+    };
+    drop(last);
+    match answer {
+        Ok(()) => (
             StatusCode::OK,
             Json(json!({"ready": true, "store": probes.store.backend()})),
         ),
-        Ok(Err(error)) => {
-            warn!(%error, "not ready: the store failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"ready": false, "reason": "the store failed"})),
-            )
-        }
-        Err(_) => (
+        Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"ready": false, "reason": "the store did not answer in time"})),
+            Json(json!({"ready": false, "reason": reason})),
         ),
     }
 }
@@ -420,7 +453,14 @@ async fn observe(
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // Methods from a fixed set: hyper accepts any token, and each would be a new series.
+    let method = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::HEAD => "HEAD",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let response = next.run(request).await;
     metrics::histogram!(
         crate::metrics::HTTP_DURATION,
@@ -432,8 +472,9 @@ async fn observe(
     response
 }
 
-/// Request ids: 96 random bits in hex, made here (an id sent by the client is replaced, so
-/// log lines cannot be made to look like another request's).
+/// Request ids: `r_` + a random prefix made once per process (so replicas differ) + a
+/// counter, made here (an id sent by the client is dropped, so log lines cannot be made to
+/// look like another request's). No randomness per request: it is on every request's path.
 #[derive(Clone, Copy)]
 struct RandomRequestId;
 
@@ -442,8 +483,11 @@ impl tower_http::request_id::MakeRequestId for RandomRequestId {
         &mut self,
         _: &axum::http::Request<B>,
     ) -> Option<tower_http::request_id::RequestId> {
-        let id = crate::store::new_id("r");
-        axum::http::HeaderValue::from_str(&id)
+        static PREFIX: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| crate::store::new_id("r"));
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", *PREFIX))
             .ok()
             .map(tower_http::request_id::RequestId::new)
     }

@@ -474,6 +474,18 @@ fn probes_metrics_on_their_own_address_and_request_ids() {
         .find_map(|l| l.strip_prefix("x-request-id: "))
         .unwrap_or_else(|| panic!("no x-request-id in {sent}"));
     assert!(id.starts_with("r_"), "{sent}");
+    // A made-up method does not make a series of its own.
+    let odd = std::net::TcpStream::connect(&addr).and_then(|mut stream| {
+        use std::io::{Read as _, Write as _};
+        write!(
+            stream,
+            "BREW /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    });
+    assert!(odd.unwrap().starts_with("HTTP/1.1 405"));
     // /metrics lives only on its own address, where it is Prometheus text.
     let main = reqwest::blocking_get(&format!("http://{addr}/metrics"));
     assert!(main.starts_with("HTTP/1.1 404"), "{main}");
@@ -484,6 +496,11 @@ fn probes_metrics_on_their_own_address_and_request_ids() {
         metrics.contains("voxgate_http_request_duration_seconds_bucket{route=\"/healthz\""),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("method=\"other\",status=\"405\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("BREW"), "{metrics}");
 
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -497,4 +514,75 @@ fn probes_metrics_on_their_own_address_and_request_ids() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn check_config_looks_without_touching_and_catches_a_lost_key() {
+    let mut cmd = voxgate();
+    let dir = cmd.get_current_dir().unwrap().to_owned();
+    let added = cmd.args(["tenant", "add", "acme"]).output().unwrap();
+    assert!(added.status.success());
+    let run_here = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+            .current_dir(&dir)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let before = std::fs::read(dir.join("voxgate.db")).unwrap();
+    let (_, stdout) = run_here(&[
+        "check-config",
+        "--skill-id",
+        SKILL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(stdout.contains("ok    store"), "{stdout}");
+    assert!(stdout.contains("ok    audit log"), "{stdout}");
+    assert_eq!(
+        std::fs::read(dir.join("voxgate.db")).unwrap(),
+        before,
+        "check-config changed the database"
+    );
+
+    // The key that sealed what the database holds is gone: not "will be made".
+    std::fs::remove_file(dir.join("voxgate.key")).unwrap();
+    let (ok, stdout) = run_here(&[
+        "check-config",
+        "--skill-id",
+        SKILL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    let sealing = stdout.lines().find(|l| l.contains("sealing")).unwrap();
+    assert!(
+        sealing.starts_with("FAIL") && sealing.contains("holds secrets sealed with it"),
+        "{stdout}"
+    );
+    assert!(!dir.join("voxgate.key").exists(), "no new key was made");
+
+    // The database is gone but its audit checkpoints are not: lost, not new.
+    std::fs::remove_file(dir.join("voxgate.db")).unwrap();
+    let (ok, stdout) = run_here(&[
+        "check-config",
+        "--skill-id",
+        SKILL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(!ok);
+    assert!(
+        stdout.contains("was the database moved or lost"),
+        "{stdout}"
+    );
+    assert!(!dir.join("voxgate.db").exists(), "no new database was made");
 }

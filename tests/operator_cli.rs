@@ -160,9 +160,10 @@ async fn tenants_users_and_accounts(backend: Backend) {
         .json();
     let external_id = linked["external_id"].as_str().unwrap().to_owned();
     assert!(external_id.len() >= 32, "{external_id}");
-    assert_eq!(linked["account"]["account"], "prod");
-    assert_eq!(linked["account"]["tenant"], "acme");
-    assert_eq!(linked["account"]["aws_account_id"], "111122223333");
+    assert_eq!(linked["account"], "prod");
+    assert_eq!(linked["tenant"], "acme");
+    assert_eq!(linked["aws_account_id"], "111122223333");
+    assert!(linked["id"].as_str().unwrap().starts_with("a_"));
     assert_eq!(
         linked["template_parameters"]["ExternalId"],
         external_id.as_str()
@@ -754,7 +755,7 @@ async fn removing_what_was_added(backend: Backend) {
         &op.db.url,
         tenant["id"].as_str().unwrap(),
         user["id"].as_str().unwrap(),
-        linked["account"]["id"].as_str().unwrap(),
+        linked["id"].as_str().unwrap(),
     )
     .await;
     op.refused(
@@ -923,7 +924,14 @@ async fn checking_a_link_assumes_the_role_and_reports_what_it_may_do() {
     assert_ne!(report.code, 0);
     let report = report.json();
     assert_eq!(report["assumed"], true);
-    assert_eq!(report["account"]["account"], "prod");
+    assert_eq!(report["account"], "prod");
+    assert_eq!(report["aws_account_id"], "111122223333");
+    let audited = op.ok(&["audit", "export"]).stdout;
+    assert_eq!(
+        audited.matches("\"account-checked\"").count(),
+        2,
+        "each check is audited: {audited}"
+    );
 
     // STS unreachable: said in one line, nothing else tried.
     op.env[1].1 = "http://127.0.0.1:9".into();

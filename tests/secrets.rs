@@ -360,6 +360,15 @@ async fn no_secret_reaches_a_log_the_database_or_the_disk() {
             .all(|l| request_id(l).is_some_and(|id| id.starts_with("r_"))),
         "every line of a request names it"
     );
+    // Also what the skill does for the request in its own task (here: holding the stop).
+    let hold = lines
+        .iter()
+        .find(|l| l.to_string().contains("INSERT INTO challenges"))
+        .expect("the hold's statement is logged at trace");
+    assert!(
+        request_id(hold).is_some_and(|id| id.starts_with("r_")),
+        "the skill's work carries the request id: {hold}"
+    );
     let ids: std::collections::BTreeSet<String> =
         stop_lines.iter().filter_map(|l| request_id(l)).collect();
     assert!(

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tracing::{instrument, warn};
+use tracing::{Instrument as _, instrument, warn};
 
 use super::{AppState, MAX_ALEXA_BODY_BYTES};
 use crate::alexa::verify::SignatureHeaders;
@@ -76,7 +76,9 @@ pub(super) async fn handle(
     // Handled to the end even if Alexa hangs up: an approved operation must run (or fail)
     // and be recorded, not be dropped halfway with the request.
     let skill = std::sync::Arc::clone(&state.skill);
-    match tokio::spawn(async move { skill.handle(&envelope).await }).await {
+    // The task logs in this request's span (its id on every line).
+    let handled = tokio::spawn(async move { skill.handle(&envelope).await }.in_current_span());
+    match handled.await {
         Ok(response) => Json(response).into_response(),
         Err(error) => {
             tracing::error!(%error, "request handler failed");

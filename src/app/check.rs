@@ -10,10 +10,46 @@ use crate::config::{Sealing, ServeArgs, Settings, Verification};
 /// How long each reachability check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One check's result.
+/// One check's result: `Ok` what was found, `Err` what is wrong.
 struct Line {
     name: &'static str,
     result: Result<String, String>,
+    /// A finding worth a look that does not stop `serve` (printed as `warn`).
+    warning: bool,
+}
+
+impl Line {
+    fn ok(name: &'static str, what: String) -> Self {
+        Self {
+            name,
+            result: Ok(what),
+            warning: false,
+        }
+    }
+
+    fn fail(name: &'static str, why: String) -> Self {
+        Self {
+            name,
+            result: Err(why),
+            warning: false,
+        }
+    }
+
+    fn warn(name: &'static str, what: String) -> Self {
+        Self {
+            name,
+            result: Ok(what),
+            warning: true,
+        }
+    }
+
+    fn of(name: &'static str, result: Result<String, String>) -> Self {
+        Self {
+            name,
+            result,
+            warning: false,
+        }
+    }
 }
 
 /// Runs every check, prints one line each, and fails if any did.
@@ -21,14 +57,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     match args.into_settings() {
         Ok(settings) => checks(&settings, &mut lines).await,
-        Err(error) => lines.push(Line {
-            name: "settings",
-            result: Err(error.to_string()),
-        }),
+        Err(error) => lines.push(Line::fail("settings", error.to_string())),
     }
     let mut failed = 0;
     for line in &lines {
         match &line.result {
+            Ok(what) if line.warning => println!("warn  {:<12} {what}", line.name),
             Ok(what) => println!("ok    {:<12} {what}", line.name),
             Err(why) => {
                 failed += 1;
@@ -57,10 +91,26 @@ async fn within<T>(what: &str, work: impl Future<Output = Result<T, String>>) ->
         })
 }
 
+/// Whether `addr` is free to listen on; a taken one is a warning (on the host being
+/// checked, `serve` itself is usually the one holding it).
+fn listen_line(name: &'static str, addr: std::net::SocketAddr, flag: &str) -> Line {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Line::ok(name, format!("{addr} is free")),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Line::warn(
+            name,
+            format!("{addr} is in use (is voxgate serve running? if not, choose another {flag})"),
+        ),
+        Err(e) => Line::fail(
+            name,
+            format!("cannot listen on {addr}: {e}; choose another address with {flag}"),
+        ),
+    }
+}
+
 async fn checks(settings: &Settings, lines: &mut Vec<Line>) {
-    lines.push(Line {
-        name: "settings",
-        result: Ok(format!(
+    lines.push(Line::ok(
+        "settings",
+        format!(
             "listen on {}, {} skill id(s), requests {}",
             settings.listen,
             settings.skill_ids.len(),
@@ -68,26 +118,29 @@ async fn checks(settings: &Settings, lines: &mut Vec<Line>) {
                 Verification::Enforce { .. } => "verified",
                 Verification::InsecureSkip => "NOT verified (--insecure-skip-verification)",
             }
-        )),
-    });
-    lines.push(Line {
-        name: "listen",
-        result: match std::net::TcpListener::bind(settings.listen) {
-            Ok(_) => Ok(format!("{} is free", settings.listen)),
-            Err(e) => Err(format!(
-                "cannot listen on {}: {e}; choose another address with --listen",
-                settings.listen
-            )),
-        },
-    });
+        ),
+    ));
+    lines.push(listen_line("listen", settings.listen, "--listen"));
+    if let Some(metrics) = settings.metrics_listen {
+        lines.push(if metrics == settings.listen {
+            Line::fail(
+                "metrics",
+                "--metrics-listen is the same address as --listen: leave it out to serve \
+                 /metrics beside /alexa, or give it an address of its own"
+                    .into(),
+            )
+        } else {
+            listen_line("metrics", metrics, "--metrics-listen")
+        });
+    }
     if let Verification::Enforce { roots, .. } = &settings.verification {
-        lines.push(Line {
-            name: "trust roots",
-            result: Ok(format!(
+        lines.push(Line::ok(
+            "trust roots",
+            format!(
                 "{} root certificate(s) for Alexa's signing chain",
                 roots.len()
-            )),
-        });
+            ),
+        ));
     }
 
     let aws = crate::cloud::load_sdk_config().await;
@@ -115,19 +168,111 @@ async fn checks(settings: &Settings, lines: &mut Vec<Line>) {
         ))
     })
     .await;
-    lines.push(Line {
-        name: "aws identity",
-        result: identity,
-    });
+    lines.push(Line::of("aws identity", identity));
+
+    // The store first (only looked at: no migrations, nothing made), so the key checks can
+    // say whether there are secrets a missing key would lose.
+    let checkpoints = &settings.audit_checkpoint_file;
+    let store = match crate::store::sqlite_file(&settings.database_url) {
+        Some(file) if !file.exists() => {
+            lines.push(if checkpoints.exists() {
+                Line::fail(
+                    "store",
+                    format!(
+                        "the SQLite database {} is missing, but the audit checkpoint file {} \
+                         records an audit log: was the database moved or lost? (serve would \
+                         start an empty one and refuse it against the checkpoints)",
+                        file.display(),
+                        checkpoints.display()
+                    ),
+                )
+            } else {
+                Line::ok(
+                    "store",
+                    format!(
+                        "the SQLite database {} will be made at first start",
+                        file.display()
+                    ),
+                )
+            });
+            None
+        }
+        _ => {
+            let looked = within("the database", async {
+                crate::store::connect_to_look(&settings.database_url)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+            match looked {
+                Ok((_, pending)) if pending > 0 => {
+                    lines.push(Line::warn(
+                        "store",
+                        format!(
+                            "the {} answers; {pending} migration(s) are pending, which serve \
+                             applies at start (the stored data was not checked)",
+                            crate::store::describe(&settings.database_url)
+                        ),
+                    ));
+                    None
+                }
+                Ok((store, _)) => {
+                    let tenants = store.tenants().await.map(|t| t.len());
+                    lines.push(Line::of(
+                        "store",
+                        tenants
+                            .map(|n| {
+                                format!(
+                                    "the {} answers ({n} tenant(s))",
+                                    crate::store::describe(&settings.database_url)
+                                )
+                            })
+                            .map_err(|e| e.to_string()),
+                    ));
+                    Some(store)
+                }
+                Err(error) => {
+                    lines.push(Line::fail("store", error));
+                    None
+                }
+            }
+        }
+    };
+    // Whether the store holds anything sealed (voxgate's own keys, accounts, TOTP keys):
+    // a key that cannot open them is a failure, not a fresh start.
+    let sealed_inside = match &store {
+        Some(store) => {
+            store
+                .service_secret(crate::audit::CHAIN_KEY_NAME)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+                || store.accounts(None).await.is_ok_and(|a| !a.is_empty())
+        }
+        None => false,
+    };
 
     let sealer = match &settings.sealing {
         Sealing::LocalKeyFile(path) if !path.exists() => {
-            lines.push(Line {
-                name: "sealing",
-                result: Ok(format!(
-                    "the local key file {} will be made at first start (development only)",
-                    path.display()
-                )),
+            lines.push(if sealed_inside {
+                Line::fail(
+                    "sealing",
+                    format!(
+                        "the local key file {} is missing, but the database holds secrets \
+                         sealed with it: serve would make a new key that opens none of them; \
+                         restore the key file (or set --local-key-file to where it is)",
+                        path.display()
+                    ),
+                )
+            } else {
+                Line::ok(
+                    "sealing",
+                    format!(
+                        "the local key file {} will be made at first start (development only)",
+                        path.display()
+                    ),
+                )
             });
             None
         }
@@ -154,71 +299,23 @@ async fn checks(settings: &Settings, lines: &mut Vec<Line>) {
                     }
                 })
                 .await;
-                lines.push(Line {
-                    name: "sealing",
-                    result: round_trip.map(|()| match sealing {
+                lines.push(Line::of(
+                    "sealing",
+                    round_trip.map(|()| match sealing {
                         Sealing::Kms(key) => format!("KMS key {key} seals and opens"),
                         Sealing::LocalKeyFile(path) => format!(
                             "local key file {} seals and opens (development only)",
                             path.display()
                         ),
                     }),
-                });
+                ));
                 Some(sealer)
             }
             Err(error) => {
-                lines.push(Line {
-                    name: "sealing",
-                    result: Err(error.to_string()),
-                });
+                lines.push(Line::fail("sealing", error.to_string()));
                 None
             }
         },
-    };
-
-    let store = match crate::store::sqlite_file(&settings.database_url) {
-        Some(file) if !file.exists() => {
-            lines.push(Line {
-                name: "store",
-                result: Ok(format!(
-                    "the SQLite database {} will be made at first start",
-                    file.display()
-                )),
-            });
-            None
-        }
-        _ => {
-            let connected = within("the database", async {
-                crate::store::connect(&settings.database_url)
-                    .await
-                    .map_err(|e| e.to_string())
-            })
-            .await;
-            match connected {
-                Ok(store) => {
-                    let tenants = store.tenants().await.map(|t| t.len());
-                    lines.push(Line {
-                        name: "store",
-                        result: tenants
-                            .map(|n| {
-                                format!(
-                                    "the {} answers ({n} tenant(s))",
-                                    crate::store::describe(&settings.database_url)
-                                )
-                            })
-                            .map_err(|e| e.to_string()),
-                    });
-                    Some(store)
-                }
-                Err(error) => {
-                    lines.push(Line {
-                        name: "store",
-                        result: Err(error),
-                    });
-                    None
-                }
-            }
-        }
     };
 
     if let (Some(store), Some(sealer)) = (store, sealer) {
@@ -238,22 +335,15 @@ async fn checks(settings: &Settings, lines: &mut Vec<Line>) {
                     Err(crate::audit::ChainKeyError::Missing.to_string())
                 };
             };
-            crate::audit::checkpoint::check_store(
-                store.as_ref(),
-                &settings.audit_checkpoint_file,
-                &key,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            crate::audit::checkpoint::check_store(store.as_ref(), checkpoints, &key)
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(format!(
                 "chain key opens; the database holds every checkpointed record ({})",
-                settings.audit_checkpoint_file.display()
+                checkpoints.display()
             ))
         };
-        lines.push(Line {
-            name: "audit log",
-            result: within("the audit log", audit).await,
-        });
+        lines.push(Line::of("audit log", within("the audit log", audit).await));
     }
 }
 

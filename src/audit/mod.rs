@@ -36,7 +36,8 @@ impl fmt::Debug for ChainKey {
     }
 }
 
-const CHAIN_KEY_NAME: &str = "audit-chain-key";
+/// The name of the audit chain key among voxgate's own sealed secrets.
+pub const CHAIN_KEY_NAME: &str = "audit-chain-key";
 
 impl ChainKey {
     /// The deployment's chain key, made and sealed on first use. A log that has records but
@@ -198,6 +199,8 @@ pub enum Outcome {
     AccountUnlinked,
     /// The operator had an account's ExternalId shown again.
     AccountShown,
+    /// The operator checked an account's link (voxgate assumed its role to probe it).
+    AccountChecked,
 }
 
 impl Outcome {
@@ -237,6 +240,7 @@ impl Outcome {
             Self::AccountLinked => "account-linked",
             Self::AccountUnlinked => "account-unlinked",
             Self::AccountShown => "account-shown",
+            Self::AccountChecked => "account-checked",
         }
     }
 }

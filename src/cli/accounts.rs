@@ -293,13 +293,16 @@ async fn link(args: LinkArgs) -> anyhow::Result<()> {
         None
     };
     if args.out.json {
-        let mut value = json!({
-            "account": account_json(&linked, &tenant.name, Some(role_arn.account())),
-            "external_id": external_id.expose(),
-            "template_parameters": setup.parameters(),
-            "cli_command": setup.cli_command(),
-            "quick_create_url": setup.quick_create(),
-        });
+        let mut value = account_json(&linked, &tenant.name, Some(role_arn.account()));
+        extend(
+            &mut value,
+            json!({
+                "external_id": external_id.expose(),
+                "template_parameters": setup.parameters(),
+                "cli_command": setup.cli_command(),
+                "quick_create_url": setup.quick_create(),
+            }),
+        );
         if let Some(report) = &report {
             value["check"] = report_json(report);
         }
@@ -406,14 +409,18 @@ async fn show(
         template: template.as_ref(),
     };
     if out.json {
-        return print_json(&json!({
-            "account": account_json(&account, &tenant.name, Some(role_arn.account())),
-            "role_arn": role_arn.as_str(),
-            "external_id": external_id.expose(),
-            "template_parameters": setup.parameters(),
-            "cli_command": setup.cli_command(),
-            "quick_create_url": setup.quick_create(),
-        }));
+        let mut value = account_json(&account, &tenant.name, Some(role_arn.account()));
+        extend(
+            &mut value,
+            json!({
+                "role_arn": role_arn.as_str(),
+                "external_id": external_id.expose(),
+                "template_parameters": setup.parameters(),
+                "cli_command": setup.cli_command(),
+                "quick_create_url": setup.quick_create(),
+            }),
+        );
+        return print_json(&value);
     }
     println!(
         "Account '{}' ({}) of tenant '{}', default region {}, linked {}.",
@@ -504,6 +511,13 @@ impl Setup<'_> {
     }
 }
 
+/// Adds the fields of `more` (an object) to `value` (an object).
+fn extend(value: &mut serde_json::Value, more: serde_json::Value) {
+    if let (Some(value), serde_json::Value::Object(more)) = (value.as_object_mut(), more) {
+        value.extend(more);
+    }
+}
+
 fn account_json(
     account: &LinkedAccount,
     tenant: &str,
@@ -523,6 +537,16 @@ fn account_json(
 /// Assumes the account's role as the operator's check would, with the same settings as
 /// `serve` (voxgate's own AWS identity from the environment).
 async fn check(changing: &Changing, account: &LinkedAccount) -> anyhow::Result<LinkReport> {
+    // Taking the customer's role is recorded before it happens (or does not happen).
+    changing
+        .audit
+        .append(&operator_entry(
+            Outcome::AccountChecked,
+            Some(&account.tenant_id),
+            None,
+            format!("Checked the link of account {}", account.name),
+        ))
+        .await?;
     let aws = crate::cloud::load_sdk_config().await;
     verbose(format_args!(
         "assuming the role of '{}' with voxgate's own AWS identity",
@@ -603,8 +627,8 @@ fn print_report(
     out: Output,
 ) -> anyhow::Result<()> {
     if out.json {
-        let mut value = report_json(report);
-        value["account"] = account_json(account, &tenant.name, None);
+        let mut value = account_json(account, &tenant.name, report.aws_account.as_deref());
+        extend(&mut value, report_json(report));
         print_json(&value)?;
     } else {
         print_report_text(account, report);
@@ -723,7 +747,7 @@ async fn unlink(
             "account": account.name,
             "tenant": tenant.name,
             "tenant_id": tenant.id,
-            "unlinked": true,
+            "removed": true,
         }));
     }
     println!(

@@ -297,24 +297,27 @@ async fn remove_tenant(
         None,
         format!("Removed tenant {}", tenant.name),
     ));
+    let count = |outcome| entries.iter().filter(|e| e.outcome == outcome).count();
+    let (removed_users, unlinked_accounts) =
+        (count(Outcome::UserRemoved), count(Outcome::AccountUnlinked));
     changing.audit.commit_all(tx, &entries).await?;
     if out.json {
         return print_json(&json!({
             "id": tenant.id,
             "tenant": tenant.name,
             "removed": true,
-            "users_removed": users.len(),
-            "accounts_unlinked": accounts.len(),
+            "users_removed": removed_users,
+            "accounts_unlinked": unlinked_accounts,
         }));
     }
-    if users.is_empty() && accounts.is_empty() {
+    if removed_users + unlinked_accounts == 0 {
         println!("Removed tenant '{}'.", tenant.name);
     } else {
         println!(
             "Removed tenant '{}' with its {} and {}.",
             tenant.name,
-            plural(users.len(), "user"),
-            plural(accounts.len(), "account")
+            plural(removed_users, "user"),
+            plural(unlinked_accounts, "account")
         );
     }
     Ok(())

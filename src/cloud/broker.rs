@@ -290,15 +290,18 @@ impl Broker {
             .await
     }
 
-    /// A session to check a link with (`voxgate account check`): the role's own
-    /// permissions (no session policy), the shortest lifetime, never cached. CloudTrail
-    /// names `who` as its source identity.
+    /// A session to check a link with (`voxgate account check`): allowed only `policy`
+    /// (the probes; a session policy only narrows, so what the role refuses stays refused),
+    /// the shortest lifetime, never cached. CloudTrail names `who` as its source identity.
     pub async fn probe(
         &self,
         account: &LinkedAccount,
         who: &User,
+        policy: &SessionPolicy,
     ) -> Result<AwsSession, BrokerError> {
-        let (plain, expires_at, aws_account) = self.assume(account, who, None, MIN_SESSION).await?;
+        let (plain, expires_at, aws_account) = self
+            .assume(account, who, Some(&policy.to_json()), MIN_SESSION)
+            .await?;
         let expiry = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(
                 u64::try_from(expires_at.unix_timestamp()).unwrap_or(0),

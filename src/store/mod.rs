@@ -335,6 +335,13 @@ pub trait StoreTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
+/// Opens the store at `url` to look only (no migrations, nothing written, a missing SQLite
+/// file not created), with the number of migrations `serve` would apply first.
+pub async fn connect_to_look(url: &str) -> Result<(Arc<dyn Store>, usize), StoreError> {
+    let (store, pending) = SqlStore::connect_to_look(url).await?;
+    Ok((Arc::new(store), pending))
+}
+
 /// Opens the store at `url` (applying migrations): `sqlite://FILE`, a plain file path, or
 /// `postgres://…`.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {

@@ -39,12 +39,30 @@ pub struct SqlStore {
 
 /// `url` without a password, for messages.
 pub fn redact(url: &str) -> String {
+    const SECRET_PARAMETERS: &[&str] = &["password", "sslpassword", "sslkey"];
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("****"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("****"));
+            }
+            let kept: Vec<(String, String)> = parsed
+                .query_pairs()
+                .map(|(k, v)| {
+                    if SECRET_PARAMETERS.contains(&k.as_ref()) {
+                        (k.into_owned(), "****".to_owned())
+                    } else {
+                        (k.into_owned(), v.into_owned())
+                    }
+                })
+                .collect();
+            if !kept.is_empty() {
+                parsed.query_pairs_mut().clear().extend_pairs(kept);
+            }
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        // Not a URL (a plain SQLite path): nothing in it is a password.
+        Err(_) if !url.contains("://") => url.to_owned(),
+        Err(_) => format!("{}://…", url.split("://").next().unwrap_or("?")),
     }
 }
 
@@ -173,6 +191,57 @@ const ACCOUNT_COLUMNS: &str =
     "id, tenant_id, name, region, role_arn_sealed, external_id_sealed, created_at";
 
 impl SqlStore {
+    /// Connects without changing anything (no migrations, no journal mode, never creating
+    /// a SQLite file), for `voxgate check-config`; with the number of migrations this
+    /// version would apply. Only reads are safe on it, and only when none are pending.
+    pub async fn connect_to_look(url: &str) -> Result<(Self, usize), StoreError> {
+        install_default_drivers();
+        let (backend, url) = normalise(url)?;
+        let url = url.replace("mode=rwc", "mode=rw");
+        let connect_error = |e: &dyn std::fmt::Display| StoreError::Connect {
+            url: redact(&url),
+            reason: e.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .map_err(|e| connect_error(&e))?;
+        let applied: Vec<i64> =
+            sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&pool)
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.try_get("version").ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let pending = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+        let sqlite_file = (backend == Backend::Sqlite).then(|| {
+            let path = url.trim_start_matches("sqlite://");
+            std::path::PathBuf::from(path.split_once('?').map_or(path, |(p, _)| p))
+        });
+        Ok((
+            Self {
+                ledger: pool.clone(),
+                pool,
+                backend,
+                sqlite_file,
+                events: None,
+            },
+            pending,
+        ))
+    }
+
     /// Connects and migrates.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
@@ -378,7 +447,8 @@ impl Store for SqlStore {
 
     async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL"
+            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL \
+             AND tenant_id IN (SELECT id FROM tenants WHERE removed_at IS NULL)"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -388,7 +458,8 @@ impl Store for SqlStore {
 
     async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL"
+            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL \
+             AND tenant_id IN (SELECT id FROM tenants WHERE removed_at IS NULL)"
         ))
         .bind(subject)
         .fetch_optional(&self.pool)
@@ -548,10 +619,11 @@ impl Store for SqlStore {
     }
 
     async fn totp_key(&self, user: &UserId) -> Result<Option<Sealed>, StoreError> {
-        let row = sqlx::query("SELECT totp_key_sealed FROM users WHERE id = $1")
-            .bind(user.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT totp_key_sealed FROM users WHERE id = $1 AND removed_at IS NULL")
+                .bind(user.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let bytes: Option<Vec<u8>> = row.try_get("totp_key_sealed")?;
         Ok(bytes.map(Sealed::from_bytes))
@@ -559,7 +631,8 @@ impl Store for SqlStore {
 
     async fn set_totp_key_once(&self, user: &UserId, key: &Sealed) -> Result<Sealed, StoreError> {
         sqlx::query(
-            "UPDATE users SET totp_key_sealed = $1 WHERE id = $2 AND totp_key_sealed IS NULL",
+            "UPDATE users SET totp_key_sealed = $1 WHERE id = $2 AND totp_key_sealed IS NULL \
+             AND removed_at IS NULL",
         )
         .bind(key.as_bytes().to_vec())
         .bind(user.as_str())
@@ -753,7 +826,10 @@ impl Store for SqlStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Box::new(SqlTx { tx }))
+        Ok(Box::new(SqlTx {
+            tx,
+            backend: self.backend,
+        }))
     }
 }
 
@@ -769,25 +845,58 @@ fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, sqlx::Error> {
 /// A transaction on the SQL store; rolled back if dropped uncommitted.
 struct SqlTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
 }
 
 impl SqlTx {
-    /// Challenges of a user or an account (`column`) waiting for a code or running.
-    async fn active_operations(&mut self, column: &str, id: &str) -> Result<i64, StoreError> {
+    /// Challenges of a user or an account (`column`) still waiting for a code (not past
+    /// their time) or running.
+    async fn active_operations(
+        &mut self,
+        column: &str,
+        id: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT COUNT(*) AS n FROM challenges WHERE {column} = $1 \
-             AND state IN ('pending', 'approved')"
+             AND ((state = 'pending' AND expires_at > $2) OR state = 'approved')"
         ))
         .bind(id)
+        .bind(now)
         .fetch_one(&mut *self.tx)
         .await?;
         Ok(row.try_get("n")?)
+    }
+
+    /// Whether the record `id` of `table` (tenants, users, aws_accounts) exists and is not
+    /// removed. On PostgreSQL the row is share-locked until the transaction ends, so a
+    /// concurrent removal waits for this one (and this one for it); SQLite transactions
+    /// are serial already (BEGIN IMMEDIATE).
+    async fn live(&mut self, table: &str, id: &str) -> Result<bool, StoreError> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT 1 AS one FROM {table} WHERE id = $1 AND removed_at IS NULL{lock}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        Ok(row.is_some())
     }
 }
 
 #[async_trait]
 impl StoreTx for SqlTx {
     async fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<(), StoreError> {
+        if !self.live("users", c.user_id.as_str()).await?
+            || !self.live("aws_accounts", c.account_id.as_str()).await?
+        {
+            return Err(StoreError::NotFound(
+                "the user or the account was removed".into(),
+            ));
+        }
         sqlx::query(&format!(
             "INSERT INTO challenges ({CHALLENGE_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
@@ -1003,6 +1112,9 @@ impl StoreTx for SqlTx {
     }
 
     async fn add_user(&mut self, user: &NewUser, now: i64) -> Result<User, StoreError> {
+        if !self.live("tenants", user.tenant_id.as_str()).await? {
+            return Err(StoreError::NotFound("the tenant was removed".into()));
+        }
         let id = UserId::generate();
         let alexa = user.alexa_user_id.as_ref().map(|a| a.as_str().to_owned());
         let oauth = user.oauth_subject.as_ref().map(|s| s.as_str().to_owned());
@@ -1044,6 +1156,9 @@ impl StoreTx for SqlTx {
         account: &NewAccount,
         now: i64,
     ) -> Result<LinkedAccount, StoreError> {
+        if !self.live("tenants", account.tenant_id.as_str()).await? {
+            return Err(StoreError::NotFound("the tenant was removed".into()));
+        }
         sqlx::query(
             "INSERT INTO aws_accounts (id, tenant_id, name, region, role_arn_sealed, \
              external_id_sealed, external_id_digest, created_at) \
@@ -1117,15 +1232,12 @@ impl StoreTx for SqlTx {
         if marked.rows_affected() == 0 {
             return Ok(Removal::Missing);
         }
-        let operations = self.active_operations("user_id", id.as_str()).await?;
+        let operations = self.active_operations("user_id", id.as_str(), now).await?;
         if operations > 0 {
             return Ok(Removal::Busy { operations });
         }
-        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id.as_str())
-            .execute(&mut *self.tx)
-            .await?;
+        // Codes first: a pairing that took a code before this waits on it and then its new
+        // device is revoked below; one after finds the code void.
         sqlx::query(
             "UPDATE pairing_codes SET voided_at = $1 WHERE user_id = $2 AND used_at IS NULL \
              AND voided_at IS NULL",
@@ -1134,6 +1246,11 @@ impl StoreTx for SqlTx {
         .bind(id.as_str())
         .execute(&mut *self.tx)
         .await?;
+        sqlx::query("UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(id.as_str())
+            .execute(&mut *self.tx)
+            .await?;
         Ok(Removal::Removed)
     }
 
@@ -1150,7 +1267,9 @@ impl StoreTx for SqlTx {
         if marked.rows_affected() == 0 {
             return Ok(Removal::Missing);
         }
-        let operations = self.active_operations("account_id", id.as_str()).await?;
+        let operations = self
+            .active_operations("account_id", id.as_str(), now)
+            .await?;
         if operations > 0 {
             return Ok(Removal::Busy { operations });
         }
@@ -1246,5 +1365,11 @@ mod tests {
             redact("postgres://user:hunter2@host/db"),
             "postgres://user:****@host/db"
         );
+        // sqlx also takes the password (and a key's) from the query.
+        let redacted = redact("postgres://user@host/db?password=hunter2&sslmode=require");
+        assert!(!redacted.contains("hunter2"), "{redacted}");
+        assert!(redacted.contains("sslmode=require"), "{redacted}");
+        assert!(!redact("postgres://user:hunter2@[bad/db").contains("hunter2"));
+        assert_eq!(redact("voxgate.db"), "voxgate.db");
     }
 }
