@@ -537,7 +537,6 @@ fn check_config_looks_without_touching_and_catches_a_lost_key() {
             String::from_utf8_lossy(&out.stdout).into_owned(),
         )
     };
-    let before = std::fs::read(dir.join("voxgate.db")).unwrap();
     let (_, stdout) = run_here(&[
         "check-config",
         "--skill-id",
@@ -547,11 +546,64 @@ fn check_config_looks_without_touching_and_catches_a_lost_key() {
     ]);
     assert!(stdout.contains("ok    store"), "{stdout}");
     assert!(stdout.contains("ok    audit log"), "{stdout}");
-    assert_eq!(
-        std::fs::read(dir.join("voxgate.db")).unwrap(),
-        before,
-        "check-config changed the database"
+
+    // A database one migration behind this version: reported, and not migrated.
+    let url = format!("sqlite://{}", dir.join("voxgate.db").display());
+    let migrations = || async {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&mut db)
+            .await
+            .unwrap();
+        n
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let applied = runtime.block_on(async {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for statement in [
+            "CREATE TABLE newest_migration AS SELECT * FROM _sqlx_migrations \
+             WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+            "DELETE FROM _sqlx_migrations WHERE version = (SELECT version FROM newest_migration)",
+        ] {
+            sqlx::query(statement).execute(&mut db).await.unwrap();
+        }
+        migrations().await
+    });
+    let (_, stdout) = run_here(&[
+        "check-config",
+        "--skill-id",
+        SKILL,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        stdout.contains("1 migration(s) are pending, which serve applies at start"),
+        "{stdout}"
     );
+    assert_eq!(
+        runtime.block_on(migrations()),
+        applied,
+        "check-config migrated the database"
+    );
+    runtime.block_on(async {
+        let mut db = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for statement in [
+            "INSERT INTO _sqlx_migrations SELECT * FROM newest_migration",
+            "DROP TABLE newest_migration",
+        ] {
+            sqlx::query(statement).execute(&mut db).await.unwrap();
+        }
+    });
+    assert!(run_here(&["tenant", "list"]).0);
 
     // The key that sealed what the database holds is gone: not "will be made".
     std::fs::remove_file(dir.join("voxgate.key")).unwrap();

@@ -341,6 +341,29 @@ impl TestServer {
         (status, json)
     }
 
+    /// POSTs `body` to a companion endpoint, with a device token if given.
+    pub async fn post_companion(
+        &self,
+        path: &str,
+        body: String,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     /// POSTs `body` signed by `pki`, as Alexa would.
     pub async fn post_signed(&self, pki: &Pki, body: Vec<u8>) -> (u16, Value) {
         let headers = pki.headers(&body);
