@@ -383,12 +383,56 @@ impl Inner {
 pub struct Identity {
     store: Arc<dyn Store>,
     tokens: Option<TokenVerifier>,
+    strangers: Strangers,
+}
+
+/// How often the enrol hint for one unknown Alexa user id is logged: once in a while, not
+/// at every request (a stranger cannot flood the log, and a busy log stays readable).
+const STRANGER_HINT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// When the enrol hint of each recently seen unknown Alexa user id was last logged. Who is
+/// speaking is still looked up at every request: an enrolment or a removal counts at once.
+struct Strangers(std::sync::Mutex<lru::LruCache<String, std::time::Instant>>);
+
+impl std::fmt::Debug for Strangers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Strangers")
+    }
+}
+
+impl Strangers {
+    fn new() -> Self {
+        Self(std::sync::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(4096).expect("not zero"),
+        )))
+    }
+
+    /// Records that `id` was found unknown; true if its hint should be logged now.
+    fn hint_due(&self, id: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut hinted = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match hinted.get_mut(id) {
+            Some(last) if last.elapsed() < STRANGER_HINT_EVERY => false,
+            Some(last) => {
+                *last = now;
+                true
+            }
+            None => {
+                hinted.put(id.to_owned(), now);
+                true
+            }
+        }
+    }
 }
 
 impl Identity {
     /// Identification by Alexa user id, or by OAuth token when `tokens` is set.
     pub fn new(store: Arc<dyn Store>, tokens: Option<TokenVerifier>) -> Self {
-        Self { store, tokens }
+        Self {
+            store,
+            tokens,
+            strangers: Strangers::new(),
+        }
     }
 
     /// Who sent `envelope`.
@@ -418,11 +462,13 @@ impl Identity {
             None => match self.store.user_by_alexa_id(&user.user_id).await? {
                 Some(known) => Ok(Speaker::Known(known)),
                 None => {
-                    warn!(
-                        "unknown user spoke; enrol with: voxgate user add --tenant TENANT \
-                         --name NAME --alexa-user-id {}",
-                        user.user_id
-                    );
+                    if self.strangers.hint_due(&user.user_id) {
+                        warn!(
+                            "unknown user spoke; enrol with: voxgate user add --tenant \
+                                 TENANT --name NAME --alexa-user-id {}",
+                            user.user_id
+                        );
+                    }
                     Ok(Speaker::Unknown(Some((
                         "--alexa-user-id",
                         user.user_id.clone(),

@@ -465,4 +465,11 @@ async fn a_new_session_teaches_alexa_the_persons_instance_names() {
     // A later turn of the session, or one that ends it, carries none.
     let help = scene.ask("AMAZON.HelpIntent", &[]).await;
     assert!(help["response"]["directives"].is_null(), "{help}");
+    // Nor a one-shot request that opens a session ("ask cloud gate for help"): only opening
+    // the skill pays for looking the names up.
+    let mut one_shot = intent_from(ALICE, "AMAZON.HelpIntent", &[], scene.server.now());
+    one_shot["session"]["new"] = serde_json::json!(true);
+    let help = scene.server.say(one_shot).await;
+    assert_eq!(help["response"]["shouldEndSession"], false, "{help}");
+    assert!(help["response"]["directives"].is_null(), "{help}");
 }

@@ -1470,3 +1470,24 @@ async fn what_is_waiting_and_repeat_read_the_held_operation_again() {
     let done = s.approve(&s.ask("WhatIsWaitingIntent", &[]).await).await;
     assert_eq!(speech(&done), "Stopping web-1 now.");
 }
+
+/// A graceful stop (SIGTERM) while an approved operation is running: the operation
+/// finishes, is recorded, and the person hears it ran.
+#[tokio::test]
+async fn a_graceful_stop_lets_the_running_operation_finish() {
+    let s = scene(Backend::Sqlite).await;
+    let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
+    let code = code_for(&s, &id).await;
+    s.proxy
+        .delay_on("StopInstances", std::time::Duration::from_millis(1500));
+    let (answer, ()) = tokio::join!(
+        s.server.say(say_code(&s.server, ALICE, &id, &code)),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            s.server.begin_shutdown();
+        }
+    );
+    assert_eq!(speech(&answer), "Stopping web-1 now.");
+    assert_eq!(count(&s.proxy, "StopInstances"), 1);
+    assert_eq!(outcomes(&s.server).await, ["held", "confirmed", "executed"]);
+}

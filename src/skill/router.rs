@@ -133,10 +133,13 @@ impl Skill {
                 turn.say(Line::UnsupportedRequest).end_session(true)
             }
         };
-        // At the start of a session that stays open, Alexa learns the person's own
-        // resource names for the turns to come.
-        let new_session = envelope.session.as_ref().is_some_and(|s| s.new);
-        let builder = if new_session && builder.open_without_directives() {
+        // When the person opens the skill for a conversation ("open cloud gate"), Alexa
+        // learns their own resource names for the turns to come. Only then: finding them
+        // costs a lookup of the speaker and a read of their accounts, which a one-shot
+        // request (or Help) would pay for nothing.
+        let opened = matches!(envelope.request.kind, RequestKind::Launch)
+            && envelope.session.as_ref().is_some_and(|s| s.new);
+        let builder = if opened && builder.open_without_directives() {
             match self.dynamic_entities(envelope).await {
                 Some(directive) => builder.directive(directive),
                 None => builder,

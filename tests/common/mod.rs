@@ -175,7 +175,7 @@ pub struct TestServer {
     pub gate: Arc<voxgate::gate::Gate>,
     key_file: std::path::PathBuf,
     _roots: tempfile::NamedTempFile,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     http: reqwest::Client,
 }
 
@@ -258,7 +258,7 @@ impl TestServer {
             gate,
             key_file,
             _roots: roots,
-            shutdown: Some(tx),
+            shutdown: std::sync::Mutex::new(Some(tx)),
             http: reqwest::Client::new(),
         };
         server.install_chain(CERT_URL, &pki.chain_pem);
@@ -341,6 +341,14 @@ impl TestServer {
         (status, json)
     }
 
+    /// Begins a graceful stop (as SIGTERM does): requests in flight are still answered.
+    #[allow(dead_code)]
+    pub fn begin_shutdown(&self) {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// POSTs `body` to a companion endpoint, with a device token if given.
     pub async fn post_companion(
         &self,
@@ -391,7 +399,7 @@ impl TestServer {
 impl TestServer {
     /// Stops the server and hands back its database (a restart keeps the data).
     pub fn into_db(mut self) -> TestDb {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
             let _ = tx.send(());
         }
         let placeholder = TestDb::placeholder();
@@ -401,7 +409,7 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
+        if let Some(tx) = self.shutdown.lock().unwrap().take() {
             let _ = tx.send(());
         }
     }
