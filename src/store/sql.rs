@@ -202,6 +202,14 @@ impl SqlStore {
             url: redact(&url),
             reason: e.to_string(),
         };
+        // One direct attempt first: a wrong address fails at once instead of after the
+        // pool's retries.
+        sqlx::AnyConnection::connect(&url)
+            .await
+            .map_err(|e| connect_error(&e))?
+            .close()
+            .await
+            .map_err(|e| connect_error(&e))?;
         let pool = AnyPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(1)
