@@ -108,6 +108,30 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     }
 }
 
+fn connect_error(url: &str, error: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Connect {
+        url: redact(url),
+        reason: error.to_string(),
+    }
+}
+
+/// One direct connection attempt: a wrong address fails at once instead of after a pool's
+/// retries (which run until its acquire timeout).
+async fn reach(url: &str) -> Result<(), StoreError> {
+    sqlx::AnyConnection::connect(url)
+        .await
+        .map_err(|e| connect_error(url, &e))?
+        .close()
+        .await
+        .map_err(|e| connect_error(url, &e))
+}
+
+/// The file of a normalised `sqlite://PATH?…` URL.
+fn sqlite_path(url: &str) -> std::path::PathBuf {
+    let path = url.trim_start_matches("sqlite://");
+    std::path::PathBuf::from(path.split_once('?').map_or(path, |(p, _)| p))
+}
+
 fn unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -198,18 +222,8 @@ impl SqlStore {
         install_default_drivers();
         let (backend, url) = normalise(url)?;
         let url = url.replace("mode=rwc", "mode=rw");
-        let connect_error = |e: &dyn std::fmt::Display| StoreError::Connect {
-            url: redact(&url),
-            reason: e.to_string(),
-        };
-        // One direct attempt first: a wrong address fails at once instead of after the
-        // pool's retries.
-        sqlx::AnyConnection::connect(&url)
-            .await
-            .map_err(|e| connect_error(&e))?
-            .close()
-            .await
-            .map_err(|e| connect_error(&e))?;
+        let connect_error = |e: &dyn std::fmt::Display| connect_error(&url, e);
+        reach(&url).await?;
         let pool = AnyPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(1)
@@ -234,10 +248,7 @@ impl SqlStore {
             .iter()
             .filter(|m| !applied.contains(&m.version))
             .count();
-        let sqlite_file = (backend == Backend::Sqlite).then(|| {
-            let path = url.trim_start_matches("sqlite://");
-            std::path::PathBuf::from(path.split_once('?').map_or(path, |(p, _)| p))
-        });
+        let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_path(&url));
         Ok((
             Self {
                 ledger: pool.clone(),
@@ -254,18 +265,8 @@ impl SqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         install_default_drivers();
         let (backend, url) = normalise(url)?;
-        let connect_error = |e: &dyn std::fmt::Display| StoreError::Connect {
-            url: redact(&url),
-            reason: e.to_string(),
-        };
-        // One direct attempt first: a wrong address fails at once instead of after the
-        // pool's retries.
-        sqlx::AnyConnection::connect(&url)
-            .await
-            .map_err(|e| connect_error(&e))?
-            .close()
-            .await
-            .map_err(|e| connect_error(&e))?;
+        let connect_error = |e: &dyn std::fmt::Display| connect_error(&url, e);
+        reach(&url).await?;
         let pool = AnyPoolOptions::new()
             .acquire_timeout(std::time::Duration::from_secs(10))
             .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
@@ -322,10 +323,7 @@ impl SqlStore {
             Backend::Postgres => Some(listen(&url).await.map_err(|e| connect_error(&e))?),
             Backend::Sqlite => None,
         };
-        let sqlite_file = (backend == Backend::Sqlite).then(|| {
-            let path = url.trim_start_matches("sqlite://");
-            std::path::PathBuf::from(path.split_once('?').map_or(path, |(p, _)| p))
-        });
+        let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_path(&url));
         Ok(Self {
             pool,
             ledger,
