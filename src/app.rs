@@ -122,6 +122,18 @@ impl App {
             Arc::clone(&clock),
             settings.challenge_ttl,
         ));
+        // On a store only this process serves, an approval still open was interrupted
+        // by the last stop: it is reported as such before the first request.
+        if !store.shared() {
+            let closed = gate.close_interrupted().await?;
+            if closed > 0 {
+                warn!(
+                    closed,
+                    "approved operations were interrupted when voxgate last stopped; they are \
+                     recorded as outcome-unknown (check their resources; none is retried)"
+                );
+            }
+        }
         let mode = match settings.verification {
             Verification::Enforce { roots, source } => {
                 Mode::Enforce(Box::new(ChainStore::new(roots, source)?))

@@ -44,26 +44,8 @@ impl Gate {
         let now = self.clock.now();
         // Approvals whose outcome was never recorded: voxgate stopped while running them.
         // Whether they ran cannot be known; they are said to be unknown, never retried.
-        let stale_before = (now - STALE_APPROVAL).unix_timestamp();
-        for row in self.store.stale_approved(stale_before).await? {
-            let Some(challenge) = Challenge::read(&row) else {
-                self.close_unreadable(&row, true).await;
-                continue;
-            };
-            let entry = self.entry(
-                &challenge,
-                Outcome::OutcomeUnknown,
-                "voxgate stopped while running it, so whether it ran is unknown; check the \
-                 resource",
-                &Actor::Voxgate,
-            );
-            if let Err(error) = self
-                .transition(&challenge, &["approved"], State::OutcomeUnknown, entry)
-                .await
-            {
-                tracing::error!(%error, challenge = %challenge.id, "could not close a stale approval");
-            }
-        }
+        self.close_approvals_before((now - STALE_APPROVAL).unix_timestamp())
+            .await?;
         let mut expired = Vec::new();
         for row in self.store.due_challenges(now.unix_timestamp()).await? {
             let Some(challenge) = Challenge::read(&row) else {
@@ -79,5 +61,54 @@ impl Gate {
             }
         }
         Ok(expired)
+    }
+
+    /// At start, on a store only this process serves (SQLite): every approval still open
+    /// was interrupted when voxgate stopped (nothing else can be running it), so it is
+    /// closed as outcome-unknown now, before the first request, rather than after
+    /// [`STALE_APPROVAL`]. Returns how many were closed.
+    pub async fn close_interrupted(&self) -> Result<usize, GateError> {
+        let mut closed = 0;
+        // Batches until one closes nothing (bounded: a row that cannot be written would
+        // come back in every batch).
+        for _ in 0..100 {
+            let batch = self.close_approvals_before(i64::MAX).await?;
+            closed += batch;
+            if batch == 0 {
+                break;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Closes approvals granted before `before` (unix seconds) that have no outcome as
+    /// outcome-unknown; how many were closed (at most one batch).
+    async fn close_approvals_before(&self, before: i64) -> Result<usize, GateError> {
+        let mut closed = 0;
+        for row in self.store.stale_approved(before).await? {
+            let Some(challenge) = Challenge::read(&row) else {
+                self.close_unreadable(&row, true).await;
+                closed += 1;
+                continue;
+            };
+            let entry = self.entry(
+                &challenge,
+                Outcome::OutcomeUnknown,
+                "voxgate stopped while running it, so whether it ran is unknown; check the \
+                 resource",
+                &Actor::Voxgate,
+            );
+            match self
+                .transition(&challenge, &["approved"], State::OutcomeUnknown, entry)
+                .await
+            {
+                Ok(true) => closed += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, challenge = %challenge.id, "could not close a stale approval");
+                }
+            }
+        }
+        Ok(closed)
     }
 }

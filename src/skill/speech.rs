@@ -75,6 +75,8 @@ pub enum Line {
     AwsTrustRejected,
     /// AWS could not be reached.
     AwsUnreachable,
+    /// The key service (KMS) that opens the speaker's voxgate key did not answer.
+    KeyServiceUnavailable,
     /// The role lacks a permission.
     AwsAccessDenied,
     /// Any other AWS failure.
@@ -340,6 +342,10 @@ pub fn en_us(line: &Line) -> String {
         }
         Line::AwsUnreachable => {
             "I couldn't reach AWS just now. Nothing was changed. Please try again."
+        }
+        Line::KeyServiceUnavailable => {
+            "I couldn't open your voxgate key just now, so I couldn't check any code. Nothing \
+             was changed. Please try again in a moment."
         }
         Line::AwsAccessDenied => {
             "Your AWS account didn't allow that: the voxgate role lacks the permission. Nothing \
@@ -1012,6 +1018,7 @@ mod tests {
             }),
             Line::AwsTrustRejected,
             Line::AwsUnreachable,
+            Line::KeyServiceUnavailable,
             Line::AwsAccessDenied,
             Line::AwsFailed,
             Line::AccountDetailsUnavailable,
@@ -1187,6 +1194,7 @@ mod tests {
         for line in [
             Line::AwsTrustRejected,
             Line::AwsUnreachable,
+            Line::KeyServiceUnavailable,
             Line::AwsAccessDenied,
             Line::AwsFailed,
             Line::AccountDetailsUnavailable,

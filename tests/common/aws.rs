@@ -173,6 +173,7 @@ pub struct RecordingProxy {
     failing: Arc<Mutex<Vec<String>>>,
     refused_accounts: Arc<Mutex<Vec<String>>>,
     answered: Arc<Mutex<Vec<(String, String)>>>,
+    unanswered: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
@@ -183,6 +184,7 @@ struct ProxyState {
     failing: Arc<Mutex<Vec<String>>>,
     refused_accounts: Arc<Mutex<Vec<String>>>,
     answered: Arc<Mutex<Vec<(String, String)>>>,
+    unanswered: Arc<Mutex<Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -261,7 +263,13 @@ async fn forward(
         }
     }
     let fails = state.failing.lock().unwrap().contains(&action);
-    match request.body(body).send().await {
+    let unanswered = state.unanswered.lock().unwrap().contains(&action);
+    let sent = request.body(body).send().await;
+    if unanswered {
+        // Done upstream; the answer never comes back.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    match sent {
         Ok(_) if fails => {
             // Done upstream, but answered as an internal error.
             let xml = "<Response><Errors><Error><Code>InternalError</Code><Message>An internal \
@@ -291,6 +299,7 @@ impl RecordingProxy {
         let failing = Arc::new(Mutex::new(Vec::new()));
         let refused_accounts = Arc::new(Mutex::new(Vec::new()));
         let answered = Arc::new(Mutex::new(Vec::new()));
+        let unanswered = Arc::new(Mutex::new(Vec::new()));
         let state = ProxyState {
             upstream: upstream.to_owned(),
             captured: Arc::clone(&captured),
@@ -298,6 +307,7 @@ impl RecordingProxy {
             failing: Arc::clone(&failing),
             refused_accounts: Arc::clone(&refused_accounts),
             answered: Arc::clone(&answered),
+            unanswered: Arc::clone(&unanswered),
             http: reqwest::Client::new(),
         };
         let app = axum::Router::new().fallback(forward).with_state(state);
@@ -311,6 +321,7 @@ impl RecordingProxy {
             failing,
             refused_accounts,
             answered,
+            unanswered,
         }
     }
 
@@ -353,6 +364,19 @@ impl RecordingProxy {
             .lock()
             .unwrap()
             .push((action.to_owned(), delay));
+    }
+
+    /// From now on, requests for `action` are carried out by moto, but its answer never
+    /// comes back.
+    #[allow(dead_code)]
+    pub fn hang_after_forwarding(&self, action: &str) {
+        self.unanswered.lock().unwrap().push(action.to_owned());
+    }
+
+    /// From now on, nothing is delayed or left unanswered any more.
+    #[allow(dead_code)]
+    pub fn clear_delays(&self) {
+        self.delayed.lock().unwrap().clear();
     }
 
     /// Every AssumeRole request that went through, in order.

@@ -60,6 +60,7 @@ impl Turn {
         let line = match error {
             GateError::Unreadable(_) => Line::ChallengeUnreadable,
             GateError::Unrecorded => Line::NotRecorded,
+            GateError::Seal(crate::cloud::seal::SealError::Kms(_)) => Line::KeyServiceUnavailable,
             _ => Line::InternalError,
         };
         self.say(line).end_session(true)
