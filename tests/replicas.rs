@@ -1,81 +1,65 @@
 //! Two replicas on one PostgreSQL database, as a deployment behind a load balancer runs
-//! them: the right code for a challenge is said to both at the same moment, 200 times (a
-//! stop, then a start, of the same instance, each its own challenge). Exactly one of each
-//! pair runs the operation, so AWS sees exactly 200 changes; the companion stream on each
-//! replica hears every challenge created.
+//! them: two `voxgate serve` processes, set up with the operator CLI. The right code for a
+//! challenge is said to both at the same moment, 200 times (a stop, then a start, of the
+//! same instance, each its own challenge). Exactly one of each pair runs the operation, so
+//! AWS sees exactly 200 changes; the companion stream on each replica hears every challenge
+//! created.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
 mod common;
 
+use common::aws::*;
+use common::process::*;
 use common::scene::*;
 use common::*;
-use serde_json::{Value, json};
 
 const TRIALS: usize = 200;
 
-/// A device paired through `server`, listening to its event stream; counts the
-/// challenges it hears created until `want` or the time is up.
-async fn listen(server: &TestServer, want: usize) -> tokio::task::JoinHandle<usize> {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .current_dir(server.db.dir.path())
-        .env("VOXGATE_DATABASE_URL", &server.db.url)
-        .args(["pair", "--user", "alice", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let code: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let (status, paired) = server
-        .post_companion(
-            "/api/v1/companion/pair",
-            json!({"code": code["code"]}).to_string(),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{paired}");
-    let token = paired["token"].as_str().unwrap().to_owned();
-    let mut stream = reqwest::Client::new()
-        .get(format!("{}/api/v1/companion/events", server.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    tokio::spawn(async move {
-        let mut created = 0;
-        let mut text = String::new();
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(300);
-        while created < want {
-            let chunk = tokio::time::timeout_at(deadline, stream.chunk()).await;
-            let Ok(Ok(Some(chunk))) = chunk else { break };
-            text.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = text.find("\n\n") {
-                let block: String = text.drain(..end + 2).collect();
-                if block.lines().any(|l| l == "event: created") {
-                    created += 1;
-                }
-            }
-        }
-        created
-    })
-}
-
 #[tokio::test]
-async fn the_same_code_on_two_replicas_runs_each_operation_once() {
-    let s = scene(Backend::Postgres).await;
-    let replica = TestServer::start_on(
-        &PKI,
-        s.server.db.share(),
-        common::aws::sdk_config(&s.proxy.url),
-        voxgate::clock::ManualClock::new(s.server.now()),
-        |_| {},
-    )
-    .await;
-    let heard_here = listen(&s.server, TRIALS).await;
-    let heard_there = listen(&replica, TRIALS).await;
+async fn the_same_code_on_two_voxgate_processes_runs_each_operation_once() {
+    let proxy = RecordingProxy::start(&MOTO).await;
+    let db = TestDb::new(Backend::Postgres).await;
+    let account = fresh_account_id();
+    let ec2 = ec2_in(&account, "eu-west-1").await;
+    let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
+    cli(&db, &["tenant", "add", "acme"]);
+    cli(
+        &db,
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "alice",
+            "--alexa-user-id",
+            ALICE,
+        ],
+    );
+    let role = format!("arn:aws:iam::{account}:role/voxgate-access");
+    cli(
+        &db,
+        &[
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--name",
+            "prod",
+            "--role-arn",
+            &role,
+            "--region",
+            "eu-west-1",
+        ],
+    );
+    let first = Voxgate::start(&db, &proxy.url);
+    let second = Voxgate::start(&db, &proxy.url);
+    // A device paired through each replica, each listening to its own replica's stream.
+    let phone = first.pair(&db).await;
+    let tablet = second.pair(&db).await;
+    let heard_first = first.count_created(&phone, TRIALS).await;
+    let heard_second = second.count_created(&tablet, TRIALS).await;
 
     let mut ran = 0;
     for trial in 0..TRIALS {
@@ -84,14 +68,26 @@ async fn the_same_code_on_two_replicas_runs_each_operation_once() {
         } else {
             ("StartInstanceIntent", "Starting web-1 now.")
         };
-        // Alexa's request for the operation lands on either replica.
-        let holder = if trial % 3 == 0 { &replica } else { &s.server };
-        let held = holder.say(critical(holder, ALICE, intent, "web-1")).await;
+        // Alexa's request for the operation lands on either replica, and the app asks
+        // either one for the code.
+        let (holder, app) = if trial % 3 == 0 {
+            (&second, (&first, &phone))
+        } else {
+            (&first, (&second, &tablet))
+        };
+        let held = holder.say(asked(intent)).await;
         let id = challenge_id(&held);
-        let code = code_for(&s, &id).await;
+        let shown = app.0.waiting(app.1).await;
+        let code = shown
+            .iter()
+            .find(|v| v["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("trial {trial}: the app shows {id}: {shown:?}"))["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let (a, b) = tokio::join!(
-            s.server.say(say_code(&s.server, ALICE, &id, &code)),
-            replica.say(say_code(&replica, ALICE, &id, &code)),
+            first.say(code_said(&id, &code)),
+            second.say(code_said(&id, &code)),
         );
         let answers = [speech(&a), speech(&b)];
         let runs = answers.iter().filter(|a| *a == done).count();
@@ -100,26 +96,39 @@ async fn the_same_code_on_two_replicas_runs_each_operation_once() {
     }
     assert_eq!(ran, TRIALS);
     assert_eq!(
-        count(&s.proxy, "StopInstances") + count(&s.proxy, "StartInstances"),
+        count(&proxy, "StopInstances") + count(&proxy, "StartInstances"),
         TRIALS,
         "AWS saw exactly one change per challenge"
     );
-    let outcomes = outcomes(&s.server).await;
-    assert_eq!(outcomes.iter().filter(|o| *o == "executed").count(), TRIALS);
-    let records = s
-        .server
-        .store
-        .audit_records(None, 0, 100_000)
-        .await
-        .unwrap();
-    assert_eq!(s.server.gate.audit().verify(&records), Ok(()));
     assert_eq!(
-        heard_here.await.unwrap(),
+        state_of(&ec2, &web1).await,
+        "running",
+        "stopped and started 100 times"
+    );
+    let stories = stories(&db);
+    assert_eq!(stories.len(), TRIALS);
+    for story in &stories {
+        // (The losing replica's answer is recorded too, after the approval.)
+        assert_eq!(story[..2], ["held", "confirmed"], "{story:?}");
+        assert_eq!(
+            story.iter().filter(|o| *o == "executed").count(),
+            1,
+            "{story:?}"
+        );
+    }
+    let verified = cli(&db, &["audit", "verify"]);
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("intact"),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    assert_eq!(
+        heard_first.await.unwrap(),
         TRIALS,
         "the stream on the first replica"
     );
     assert_eq!(
-        heard_there.await.unwrap(),
+        heard_second.await.unwrap(),
         TRIALS,
         "the stream on the second replica"
     );

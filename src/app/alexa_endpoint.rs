@@ -73,8 +73,12 @@ pub(super) async fn handle(
     tracing::Span::current().record("alexa_request_id", envelope.request.request_id.as_str());
     count(&envelope.request);
 
-    // Handled to the end even if Alexa hangs up: an approved operation must run (or fail)
-    // and be recorded, not be dropped halfway with the request.
+    // A spoken code is handled to the end even if Alexa hangs up: an approved operation
+    // must run (or fail) and be recorded, not be dropped halfway with the request. Other
+    // requests are answered in place (no task of their own to schedule).
+    if !crate::skill::Skill::must_run_to_the_end(&envelope) {
+        return Json(state.skill.handle(&envelope).await).into_response();
+    }
     let skill = std::sync::Arc::clone(&state.skill);
     // The task logs in this request's span (its id on every line).
     let handled = tokio::spawn(async move { skill.handle(&envelope).await }.in_current_span());

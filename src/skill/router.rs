@@ -115,6 +115,19 @@ impl Skill {
         self
     }
 
+    /// Whether answering `envelope` may approve an operation and run it: a spoken code.
+    /// Such a request must be handled to the end even if Alexa hangs up (an approved
+    /// operation runs, or fails, and is recorded; it is never dropped halfway). Every other
+    /// request changes state, if at all, in single transactions, so it may simply stop when
+    /// its caller goes away.
+    pub fn must_run_to_the_end(envelope: &RequestEnvelope) -> bool {
+        matches!(
+            &envelope.request.kind,
+            RequestKind::Intent(request)
+                if IntentName::from_name(&request.intent.name) == Some(IntentName::VerifyCode)
+        )
+    }
+
     /// Answers one verified request.
     pub async fn handle(&self, envelope: &RequestEnvelope) -> ResponseEnvelope {
         let locale = Locale::from_tag(envelope.request.locale.as_deref());

@@ -22,6 +22,7 @@ macro_rules! on_both_backends {
 
 pub mod aws;
 pub mod db;
+pub mod process;
 pub mod scene;
 
 use std::path::Path;
