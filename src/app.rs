@@ -49,11 +49,41 @@ pub(crate) struct AppState {
     pub(crate) skill: Arc<Skill>,
     /// Time a client has to send a whole body.
     pub(crate) body_timeout: std::time::Duration,
+    /// Requests handled to the end on tasks of their own; a graceful stop waits for them.
+    pub(crate) tasks: Running,
+}
+
+/// Tasks that must run to the end: each holds a share of the lock while it runs, and
+/// [`Running::all_done`] takes the whole lock, so it waits for every one of them.
+#[derive(Clone, Default)]
+pub(crate) struct Running(Arc<tokio::sync::RwLock<()>>);
+
+impl Running {
+    /// Runs `task` on a task of its own, counted until it ends.
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        // Taken before the task starts, so a stop that begins now still waits for it.
+        let share = Arc::clone(&self.0).try_read_owned().ok();
+        tokio::spawn(async move {
+            let output = task.await;
+            drop(share);
+            output
+        })
+    }
+
+    /// Resolves once every task spawned so far has ended.
+    pub(crate) async fn all_done(&self) {
+        let _ = self.0.write().await;
+    }
 }
 
 /// A bound, ready-to-serve voxgate.
 pub struct App {
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Requests running on tasks of their own (see [`AppState::tasks`]).
+    tasks: Running,
     listener: TcpListener,
     router: Router,
     store: Arc<dyn Store>,
@@ -155,6 +185,7 @@ impl App {
         let ledger = crate::store::replay_ledger(Arc::clone(&store), clock.now()).await?;
         let verifier =
             Arc::new(RequestVerifier::new(mode, skill_ids, Arc::clone(&clock)).with_ledger(ledger));
+        let tasks = Running::default();
         let state = AppState {
             verifier: Arc::clone(&verifier),
             skill: Arc::new(
@@ -169,6 +200,7 @@ impl App {
                 .with_key_age_days(settings.security_key_age_days),
             ),
             body_timeout: settings.http.body_timeout,
+            tasks: tasks.clone(),
         };
         let (shutdown, shutdown_seen) = tokio::sync::watch::channel(false);
         let companion = crate::companion::api::router(crate::companion::api::CompanionState {
@@ -251,6 +283,7 @@ impl App {
         })?;
         Ok(Self {
             shutdown,
+            tasks,
             listener,
             router,
             store,
@@ -334,6 +367,14 @@ impl App {
             let _ = streams.send(true);
         };
         let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
+        // A request whose caller hung up may still be running an approved operation: it
+        // finishes and is recorded before the store (and SQLite's serve lock) is let go.
+        if tokio::time::timeout(server::DRAIN, self.tasks.all_done())
+            .await
+            .is_err()
+        {
+            warn!("requests still running after the drain; stopping anyway");
+        }
         sweeper.abort();
         upkeep.abort();
         if let Some(metrics_server) = metrics_server {

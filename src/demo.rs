@@ -561,32 +561,44 @@ async fn companion_code(base: &str, token: &str) -> Result<String, String> {
         .ok_or_else(|| "the companion shows nothing waiting for a code".to_owned())
 }
 
-/// Ctrl-C, or the terminal closing (SIGHUP), or SIGTERM.
-async fn stop_signal() {
+/// Ctrl-C, or the terminal closing (SIGHUP), or SIGTERM. The handlers are installed when
+/// this is called, so a signal during setup stops the demo cleanly (and the moto it
+/// started) instead of killing it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut hangup), Ok(mut terminate)) = (
+        (
+            signal(SignalKind::interrupt()),
             signal(SignalKind::hangup()),
             signal(SignalKind::terminate()),
-        ) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = hangup.recv() => {}
-            _ = terminate.recv() => {}
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match handlers {
+            (Ok(mut interrupt), Ok(mut hangup), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = hangup.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 /// Runs the demo until the dialog ends or Ctrl-C.
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    // Installed first: a signal during the setup below ends the demo cleanly.
+    let stopping = stop_signal();
     let dir = args.dir.clone();
     let moto_path = moto_server(&args).await?;
     let (moto_child, moto) = start_moto(&moto_path, &dir.join("moto.log")).await?;
@@ -687,7 +699,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let result = tokio::select! {
         result = talk => result,
-        () = stop_signal() => {
+        () = stopping => {
             println!();
             Ok(())
         }

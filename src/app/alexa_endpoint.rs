@@ -7,6 +7,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt as _;
 use serde_json::json;
 use tracing::{Instrument as _, instrument, warn};
 
@@ -73,16 +74,24 @@ pub(super) async fn handle(
     tracing::Span::current().record("alexa_request_id", envelope.request.request_id.as_str());
     count(&envelope.request);
 
-    // A spoken code is handled to the end even if Alexa hangs up: an approved operation
-    // must run (or fail) and be recorded, not be dropped halfway with the request. Other
-    // requests are answered in place (no task of their own to schedule).
-    if !crate::skill::Skill::must_run_to_the_end(&envelope) {
-        return Json(state.skill.handle(&envelope).await).into_response();
-    }
-    let skill = std::sync::Arc::clone(&state.skill);
-    // The task logs in this request's span (its id on every line).
-    let handled = tokio::spawn(async move { skill.handle(&envelope).await }.in_current_span());
-    match handled.await {
+    // A request that may change state is handled to the end even if Alexa hangs up (its
+    // own task, which a graceful stop waits for); one that only reads is answered in place.
+    // Either way a panic is contained: logged with the request id, answered with a 500.
+    let handled = if crate::skill::Skill::must_run_to_the_end(&envelope) {
+        let skill = std::sync::Arc::clone(&state.skill);
+        // The task logs in this request's span (its id on every line).
+        state
+            .tasks
+            .spawn(async move { skill.handle(&envelope).await }.in_current_span())
+            .await
+            .map_err(|error| error.to_string())
+    } else {
+        std::panic::AssertUnwindSafe(state.skill.handle(&envelope))
+            .catch_unwind()
+            .await
+            .map_err(|_| "the handler panicked".to_owned())
+    };
+    match handled {
         Ok(response) => Json(response).into_response(),
         Err(error) => {
             tracing::error!(%error, "request handler failed");

@@ -28,7 +28,7 @@ use crate::config::HttpLimits;
 
 /// How long shutdown waits for requests in flight (an approved operation finishes well
 /// within this).
-const DRAIN: Duration = Duration::from_secs(20);
+pub(crate) const DRAIN: Duration = Duration::from_secs(20);
 
 /// Connections closed at once because the cap was reached, since start.
 static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);

@@ -330,10 +330,10 @@ impl Gate {
     /// pending one ends as `unreadable` (nothing ran); an approved one as `outcome-unknown`,
     /// since it may have run. A row written by a newer version is left to it unless `due`
     /// (the sweeper found it expired or stale).
-    async fn close_unreadable(&self, row: &ChallengeRow, due: bool) {
+    async fn close_unreadable(&self, row: &ChallengeRow, due: bool) -> bool {
         if !due && challenge::from_newer_version(&row.operation) {
             tracing::warn!(challenge = %row.id, "left a challenge written by a newer voxgate to it");
-            return;
+            return false;
         }
         let approved = row.state == State::Approved.as_str();
         let (to, outcome, detail) = if approved {
@@ -382,10 +382,12 @@ impl Gate {
                 tracing::error!(challenge = %row.id, outcome = outcome.as_str(), "closed an unreadable challenge");
                 self.publish(&row.user_id, &row.id, &row.summary, outcome)
                     .await;
+                true
             }
-            Ok(false) => {}
+            Ok(false) => false,
             Err(error) => {
                 tracing::error!(%error, challenge = %row.id, "could not close an unreadable challenge");
+                false
             }
         }
     }

@@ -87,8 +87,9 @@ impl Gate {
         let mut closed = 0;
         for row in self.store.stale_approved(before).await? {
             let Some(challenge) = Challenge::read(&row) else {
-                self.close_unreadable(&row, true).await;
-                closed += 1;
+                if self.close_unreadable(&row, true).await {
+                    closed += 1;
+                }
                 continue;
             };
             let entry = self.entry(

@@ -115,17 +115,25 @@ impl Skill {
         self
     }
 
-    /// Whether answering `envelope` may approve an operation and run it: a spoken code.
-    /// Such a request must be handled to the end even if Alexa hangs up (an approved
-    /// operation runs, or fails, and is recorded; it is never dropped halfway). Every other
-    /// request changes state, if at all, in single transactions, so it may simply stop when
-    /// its caller goes away.
+    /// Whether answering `envelope` may change state: a spoken code (which may approve an
+    /// operation and run it), a critical operation (held), cancel and stop (which end a held
+    /// one), repeat and "what's waiting". Such a request is handled to the end even if Alexa
+    /// hangs up: an approved operation runs, or fails, and is recorded, and a change the
+    /// store committed is also announced to the companion app; nothing is dropped halfway.
+    /// Only requests that read (Help, the fallback, opening the skill, the read operations,
+    /// session ends, skill events, CanFulfill) may simply stop when their caller goes away.
     pub fn must_run_to_the_end(envelope: &RequestEnvelope) -> bool {
-        matches!(
-            &envelope.request.kind,
-            RequestKind::Intent(request)
-                if IntentName::from_name(&request.intent.name) == Some(IntentName::VerifyCode)
-        )
+        let RequestKind::Intent(request) = &envelope.request.kind else {
+            return false;
+        };
+        let name = request.intent.name.as_str();
+        match IntentName::from_name(name) {
+            Some(IntentName::Help | IntentName::Fallback | IntentName::NavigateHome) => false,
+            Some(_) => true,
+            None => crate::ops::catalog::find(name).is_some_and(|(_, declaration)| {
+                declaration.criticality != crate::ops::catalog::Criticality::Read
+            }),
+        }
     }
 
     /// Answers one verified request.

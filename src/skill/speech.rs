@@ -75,7 +75,8 @@ pub enum Line {
     AwsTrustRejected,
     /// AWS could not be reached.
     AwsUnreachable,
-    /// The key service (KMS) that opens the speaker's voxgate key did not answer.
+    /// The key service (KMS) that seals and opens the speaker's voxgate key failed (at a
+    /// hold or at a code).
     KeyServiceUnavailable,
     /// The role lacks a permission.
     AwsAccessDenied,
@@ -344,8 +345,9 @@ pub fn en_us(line: &Line) -> String {
             "I couldn't reach AWS just now. Nothing was changed. Please try again."
         }
         Line::KeyServiceUnavailable => {
-            "I couldn't open your voxgate key just now, so I couldn't check any code. Nothing \
-             was changed. Please try again in a moment."
+            "The service that protects your voxgate key didn't work just now, so I didn't do \
+             anything. Nothing was changed. Please try again; if it keeps happening, tell your \
+             voxgate operator."
         }
         Line::AwsAccessDenied => {
             "Your AWS account didn't allow that: the voxgate role lacks the permission. Nothing \

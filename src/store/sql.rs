@@ -374,7 +374,11 @@ impl Store for SqlStore {
         let Some(file) = &self.sqlite_file else {
             return Ok(None);
         };
-        let mut path = file.clone().into_os_string();
+        // One lock per database file, however it is named (a symlink or another relative
+        // path to the same file must not make a second lock).
+        let mut path = std::fs::canonicalize(file)
+            .unwrap_or_else(|_| file.clone())
+            .into_os_string();
         path.push(".serve-lock");
         let lock_error = |e: std::io::Error| StoreError::Connect {
             url: file.display().to_string(),

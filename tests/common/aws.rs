@@ -373,10 +373,12 @@ impl RecordingProxy {
         self.unanswered.lock().unwrap().push(action.to_owned());
     }
 
-    /// From now on, nothing is delayed or left unanswered any more.
+    /// From now on, nothing is delayed or left unanswered any more (requests already
+    /// waiting stay as they are).
     #[allow(dead_code)]
     pub fn clear_delays(&self) {
         self.delayed.lock().unwrap().clear();
+        self.unanswered.lock().unwrap().clear();
     }
 
     /// Every AssumeRole request that went through, in order.

@@ -61,6 +61,15 @@ impl Voxgate {
             .unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
+        // Inside `Self` at once: dropped (killed) however the start below ends.
+        let mut voxgate = Self {
+            child,
+            base: String::new(),
+            http: reqwest::Client::builder()
+                .timeout(StdDuration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(at) = line.find("listening on http://") {
@@ -75,15 +84,11 @@ impl Voxgate {
                 }
             }
         });
-        let base = rx
+        voxgate.base = rx
             .recv_timeout(StdDuration::from_secs(60))
             .expect("voxgate serve did not start")
             .unwrap_or_else(|line| panic!("voxgate serve: {line}"));
-        Self {
-            child,
-            base,
-            http: reqwest::Client::new(),
-        }
+        voxgate
     }
 
     /// Ends the process at once, as a crash or `kill -9` would.
@@ -169,13 +174,21 @@ pub fn code_said(challenge: &str, code: &str) -> Value {
     body
 }
 
+/// Every audit record, oldest first (`voxgate audit export`).
+pub fn records(db: &TestDb) -> Vec<Value> {
+    let out = cli(db, &["audit", "export", "--format", "jsonl"]);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
 /// Each challenge's outcomes, in the order the challenges were held.
 pub fn stories(db: &TestDb) -> Vec<Vec<String>> {
-    let out = cli(db, &["audit", "export", "--format", "jsonl"]);
     let mut order: Vec<String> = Vec::new();
     let mut by_challenge: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let record: Value = serde_json::from_str(line).unwrap();
+    for record in records(db) {
         let Some(challenge) = record["challenge_id"].as_str() else {
             continue;
         };
