@@ -388,36 +388,7 @@ async fn killed_at_each_step_every_challenge_is_reported_honestly_and_nothing_ru
     let ec2 = ec2_in(&account, "eu-west-1").await;
     let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
     // Set up as an operator would.
-    cli(&db, &["tenant", "add", "acme"]);
-    cli(
-        &db,
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--name",
-            "alice",
-            "--alexa-user-id",
-            ALICE,
-        ],
-    );
-    let role = format!("arn:aws:iam::{account}:role/voxgate-access");
-    cli(
-        &db,
-        &[
-            "account",
-            "link",
-            "--tenant",
-            "acme",
-            "--name",
-            "prod",
-            "--role-arn",
-            &role,
-            "--region",
-            "eu-west-1",
-        ],
-    );
+    set_up_acme(&db, &account);
     let voxgate = Voxgate::start(&db, &proxy.url);
     let token = voxgate.pair(&db).await;
 

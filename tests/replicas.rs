@@ -23,36 +23,7 @@ async fn the_same_code_on_two_voxgate_processes_runs_each_operation_once() {
     let account = fresh_account_id();
     let ec2 = ec2_in(&account, "eu-west-1").await;
     let web1 = seed_instance(&ec2, "web-1", MANAGED, true).await;
-    cli(&db, &["tenant", "add", "acme"]);
-    cli(
-        &db,
-        &[
-            "user",
-            "add",
-            "--tenant",
-            "acme",
-            "--name",
-            "alice",
-            "--alexa-user-id",
-            ALICE,
-        ],
-    );
-    let role = format!("arn:aws:iam::{account}:role/voxgate-access");
-    cli(
-        &db,
-        &[
-            "account",
-            "link",
-            "--tenant",
-            "acme",
-            "--name",
-            "prod",
-            "--role-arn",
-            &role,
-            "--region",
-            "eu-west-1",
-        ],
-    );
+    set_up_acme(&db, &account);
     let first = Voxgate::start(&db, &proxy.url);
     let second = Voxgate::start(&db, &proxy.url);
     // A device paired through each replica, each listening to its own replica's stream.

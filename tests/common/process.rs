@@ -174,6 +174,39 @@ pub fn code_said(challenge: &str, code: &str) -> Value {
     body
 }
 
+/// With the operator CLI: tenant `acme`, its user `alice` (Alexa id [`ALICE`]) and the
+/// account `prod` linked to `arn:aws:iam::ACCOUNT:role/voxgate-access` in eu-west-1.
+pub fn set_up_acme(db: &TestDb, account: &str) {
+    let role = format!("arn:aws:iam::{account}:role/voxgate-access");
+    for args in [
+        vec!["tenant", "add", "acme"],
+        vec![
+            "user",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "alice",
+            "--alexa-user-id",
+            ALICE,
+        ],
+        vec![
+            "account",
+            "link",
+            "--tenant",
+            "acme",
+            "--name",
+            "prod",
+            "--role-arn",
+            &role,
+            "--region",
+            "eu-west-1",
+        ],
+    ] {
+        cli(db, &args);
+    }
+}
+
 /// Every audit record, oldest first (`voxgate audit export`).
 pub fn records(db: &TestDb) -> Vec<Value> {
     let out = cli(db, &["audit", "export", "--format", "jsonl"]);
