@@ -18,6 +18,8 @@ pub mod config;
 pub mod demo;
 pub mod devca;
 pub mod dialog;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod identity;
 pub mod input;
