@@ -113,12 +113,15 @@ impl App {
             );
         }
         let sealer = Arc::new(crate::cloud::sealer(&settings.sealing, &aws)?);
-        let broker = Arc::new(Broker::new(
-            aws,
-            Arc::clone(&sealer),
-            Arc::clone(&clock),
-            settings.session_duration,
-        )?);
+        let broker = Arc::new(
+            Broker::new(
+                aws,
+                Arc::clone(&sealer),
+                Arc::clone(&clock),
+                settings.session_duration,
+            )?
+            .with_capacity(settings.cached_sessions),
+        );
         let tokens = settings
             .oauth
             .clone()

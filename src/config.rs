@@ -237,6 +237,16 @@ pub struct ServeArgs {
     )]
     pub session_duration: u32,
 
+    /// STS sessions kept in memory at most (encrypted, about 1.5 KB each); beyond it the
+    /// earliest-expiring are dropped and asked for again when needed.
+    #[arg(
+        long,
+        env = "VOXGATE_CACHED_SESSIONS",
+        default_value_t = crate::cloud::broker::DEFAULT_CACHED_SESSIONS,
+        value_name = "N"
+    )]
+    pub cached_sessions: usize,
+
     /// Open connections at most; more are closed as soon as they are accepted.
     #[arg(
         long,
@@ -394,6 +404,12 @@ pub enum ConfigError {
          900 and 3600 seconds"
     )]
     SessionDuration(u32),
+    /// The session cache's size out of range.
+    #[error(
+        "--cached-sessions {0} is out of range: set it (VOXGATE_CACHED_SESSIONS) to between \
+         100 and 10000000"
+    )]
+    CachedSessions(usize),
     /// The managed tag is not KEY=VALUE.
     #[error("{0}")]
     ManagedTag(String),
@@ -456,6 +472,8 @@ pub struct Settings {
     pub sealing: Sealing,
     /// Lifetime of STS sessions.
     pub session_duration: time::Duration,
+    /// STS sessions kept in memory at most.
+    pub cached_sessions: usize,
     /// Account linking, if configured.
     pub oauth: Option<OAuthSettings>,
     /// The tag that marks instances voxgate may change.
@@ -486,6 +504,7 @@ impl ServeArgs {
             alexa_trust_roots: None,
             alexa_cert_dir: None,
             session_duration: 900,
+            cached_sessions: crate::cloud::broker::DEFAULT_CACHED_SESSIONS,
             managed_tag: "voxgate:managed=true".into(),
             cleanup_snapshot_age_days: 90,
             security_key_age_days: 90,
@@ -590,6 +609,9 @@ impl ServeArgs {
         if seconds < MIN_SESSION.whole_seconds() || seconds > MAX_SESSION.whole_seconds() {
             return Err(ConfigError::SessionDuration(self.session_duration));
         }
+        if !(100..=10_000_000).contains(&self.cached_sessions) {
+            return Err(ConfigError::CachedSessions(self.cached_sessions));
+        }
         let managed_tag =
             crate::ops::ManagedTag::parse(&self.managed_tag).map_err(ConfigError::ManagedTag)?;
         if !(30..=3600).contains(&self.challenge_ttl) {
@@ -609,6 +631,7 @@ impl ServeArgs {
             http,
             sealing,
             session_duration: time::Duration::seconds(seconds),
+            cached_sessions: self.cached_sessions,
             oauth: self.oauth.oauth()?,
         })
     }
@@ -630,6 +653,32 @@ mod tests {
             a.skill_ids = vec!["amzn1.ask.skill.x".into()];
             a.session_duration = seconds;
             assert_eq!(a.into_settings().is_ok(), ok, "{seconds}");
+        }
+    }
+
+    #[test]
+    fn the_session_cache_has_a_sane_size() {
+        for (n, ok) in [
+            (0, false),
+            (99, false),
+            (100, true),
+            (10_000_000, true),
+            (10_000_001, false),
+        ] {
+            let mut a = args();
+            a.insecure_skip_verification = true;
+            a.skill_ids = vec!["amzn1.ask.skill.x".into()];
+            a.cached_sessions = n;
+            match a.into_settings() {
+                Ok(settings) => {
+                    assert!(ok, "{n} was accepted");
+                    assert_eq!(settings.cached_sessions, n);
+                }
+                Err(e) => {
+                    assert!(!ok, "{n} was refused: {e}");
+                    assert!(e.to_string().contains("VOXGATE_CACHED_SESSIONS"), "{e}");
+                }
+            }
         }
     }
 

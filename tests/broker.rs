@@ -144,6 +144,128 @@ async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backe
     );
 }
 
+/// voxgate's clock 20 minutes ahead of AWS's: STS states an expiry that looks 5 minutes
+/// past to voxgate. The session is still kept by voxgate's own clock: one STS call for
+/// many requests, and a refresh only when its own 15 minutes are nearly over.
+#[tokio::test]
+async fn a_clock_ahead_of_aws_still_shares_one_sts_call() {
+    let proxy = RecordingProxy::start(&MOTO).await;
+    let clock =
+        voxgate::clock::ManualClock::new(time::OffsetDateTime::now_utc() + Duration::minutes(20));
+    let server = TestServer::start_on(
+        &PKI,
+        TestDb::new(Backend::Sqlite).await,
+        sdk_config(&proxy.url),
+        clock,
+        |_| {},
+    )
+    .await;
+    let account = fresh_account_id();
+    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
+    let acme = server.tenant("acme").await;
+    server.enrol(&acme, "alice", ALICE).await;
+    server.link(&acme, "prod", &account, "eu-west-1").await;
+
+    let requests =
+        (0..12).map(|_| server.say(intent_from(ALICE, "ListInstancesIntent", &[], server.now())));
+    for response in futures_util::future::join_all(requests).await {
+        assert_eq!(
+            speech(&response),
+            "In Ireland, 1 instance is running: web-1."
+        );
+    }
+    assert_eq!(
+        proxy.assume_role_calls().len(),
+        1,
+        "12 concurrent requests, one STS call, whatever the clocks say"
+    );
+    server.clock.advance(Duration::minutes(9));
+    server
+        .say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()))
+        .await;
+    assert_eq!(
+        proxy.assume_role_calls().len(),
+        1,
+        "still fresh after 9 minutes"
+    );
+    server.clock.advance(Duration::minutes(2));
+    server
+        .say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()))
+        .await;
+    assert_eq!(
+        proxy.assume_role_calls().len(),
+        2,
+        "refreshed with 4 of its 15 minutes left"
+    );
+}
+
+/// The session cache is bounded (`--cached-sessions`): beyond it the sessions that expire
+/// first are dropped, the newest are still answered without STS, and expired ones leave.
+#[tokio::test]
+async fn the_session_cache_keeps_at_most_its_size() {
+    let proxy = RecordingProxy::start(&MOTO).await;
+    let server = TestServer::start_full(&PKI, Backend::Sqlite, &proxy.url, |args| {
+        args.cached_sessions = 100;
+    })
+    .await;
+    let account = fresh_account_id();
+    let acme = server.tenant("acme").await;
+    let linked = server.link(&acme, "prod", &account, "eu-west-1").await;
+    let policy = voxgate::cloud::policy::SessionPolicy::allow(&["ec2:DescribeInstances"], &["*"]);
+    let mut users = Vec::new();
+    for i in 0..120 {
+        users.push(
+            server
+                .enrol(
+                    &acme,
+                    &format!("user{i}"),
+                    &format!("amzn1.ask.account.U{i}"),
+                )
+                .await,
+        );
+    }
+    for user in &users {
+        server
+            .broker
+            .session(&linked.account, user, &policy)
+            .await
+            .unwrap();
+        assert!(
+            server.broker.cached_sessions() <= 100,
+            "{} sessions cached",
+            server.broker.cached_sessions()
+        );
+        server.clock.advance(Duration::seconds(1));
+    }
+    assert_eq!(server.broker.sts_calls(), 120);
+    for user in &users[70..] {
+        server
+            .broker
+            .session(&linked.account, user, &policy)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        server.broker.sts_calls(),
+        120,
+        "the 50 newest sessions were kept"
+    );
+    server
+        .broker
+        .session(&linked.account, &users[0], &policy)
+        .await
+        .unwrap();
+    assert_eq!(server.broker.sts_calls(), 121, "the oldest was dropped");
+    // Once they have expired, the next new session's call drops them all.
+    server.clock.advance(Duration::minutes(16));
+    server
+        .broker
+        .session(&linked.account, &users[1], &policy)
+        .await
+        .unwrap();
+    assert_eq!(server.broker.cached_sessions(), 1);
+}
+
 #[tokio::test]
 async fn instance_status_by_spoken_name() {
     let server = TestServer::start_full(&PKI, Backend::Sqlite, &MOTO, |_| {}).await;

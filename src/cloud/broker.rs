@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_sts::error::{ProvideErrorMetadata as _, SdkError};
@@ -28,6 +28,14 @@ use crate::store::{LinkedAccount, User};
 pub use super::sdk::{MAX_SESSION, MIN_SESSION};
 /// Cached credentials are replaced when they have less than this left.
 pub const REFRESH_MARGIN: Duration = Duration::minutes(5);
+/// Sessions the cache keeps at most by default (`--cached-sessions`); beyond it the
+/// earliest-expiring ones nobody is using are dropped (and asked for again when needed).
+pub const DEFAULT_CACHED_SESSIONS: usize = 200_000;
+/// How often expired sessions are dropped from the cache: not on every call, which would
+/// read the whole cache each time (milliseconds at 100,000 sessions).
+const SWEEP_EVERY: Duration = Duration::minutes(1);
+/// A difference between voxgate's clock and STS's worth a warning.
+const CLOCK_SKEW_WARNING: Duration = Duration::minutes(1);
 
 /// Why no session could be had. Details are for the operator log; the skill speaks a
 /// sentence per variant.
@@ -124,18 +132,75 @@ impl AwsSession {
     }
 }
 
+/// What a cached session is for: the account, the user (named by its SourceIdentity)
+/// and the SHA-256 of the session policy's JSON (not the JSON itself: it is the same for
+/// thousands of entries and would be most of a key).
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
-    account: String,
-    user: String,
-    policy: String,
+    account: Box<str>,
+    user: Box<str>,
+    policy: [u8; 32],
 }
 
-/// Encrypted credentials and when they expire.
+/// Encrypted credentials and when they expire, by voxgate's own clock.
 struct Entry {
-    sealed: Vec<u8>,
+    sealed: Box<[u8]>,
     expires_at: OffsetDateTime,
-    aws_account: String,
+    aws_account: Box<str>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
+
+/// The cached sessions and when expired ones are next dropped.
+struct Cache {
+    slots: HashMap<CacheKey, Slot>,
+    next_sweep: OffsetDateTime,
+}
+
+impl Cache {
+    /// When `slot` expires, if nobody uses it now (`None`: someone waits on it or holds
+    /// it, so it stays).
+    fn idle_expiry(slot: &Slot) -> Option<OffsetDateTime> {
+        if Arc::strong_count(slot) > 1 {
+            return None;
+        }
+        let entry = slot.try_lock().ok()?;
+        // A slot whose STS call failed holds nothing: it may go.
+        Some(
+            entry
+                .as_ref()
+                .map_or(OffsetDateTime::UNIX_EPOCH, |e| e.expires_at),
+        )
+    }
+
+    /// Drops expired sessions nobody uses; then, beyond `capacity`, the earliest-expiring
+    /// idle ones until an eighth of the room is free (so this runs once per many inserts).
+    fn sweep(&mut self, now: OffsetDateTime, capacity: usize) {
+        self.next_sweep = now + SWEEP_EVERY;
+        self.slots
+            .retain(|_, slot| Self::idle_expiry(slot).is_none_or(|expires| expires > now));
+        if self.slots.len() < capacity {
+            return;
+        }
+        let keep = capacity - capacity / 8;
+        let mut idle: Vec<(OffsetDateTime, CacheKey)> = self
+            .slots
+            .iter()
+            .filter_map(|(key, slot)| Self::idle_expiry(slot).map(|e| (e, key.clone())))
+            .collect();
+        let excess = (self.slots.len() - keep).min(idle.len());
+        if excess == 0 {
+            return;
+        }
+        if excess < idle.len() {
+            idle.select_nth_unstable_by_key(excess - 1, |(expires, _)| *expires);
+        }
+        for (_, key) in idle.into_iter().take(excess) {
+            self.slots.remove(&key);
+        }
+        metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "evicted")
+            .increment(excess as u64);
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize, Zeroize)]
@@ -153,10 +218,13 @@ pub struct Broker {
     sealer: Arc<Sealer>,
     clock: Arc<dyn Clock>,
     duration: Duration,
-    entries: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<Option<Entry>>>>>,
+    cache: Mutex<Cache>,
+    capacity: usize,
     memory_key: LessSafeKey,
     rng: SystemRandom,
     sts_calls: AtomicU64,
+    /// Whether a clock skew against STS was logged already (once per process).
+    skew_said: AtomicBool,
 }
 
 impl fmt::Debug for Broker {
@@ -233,11 +301,32 @@ impl Broker {
             sealer,
             clock,
             duration: duration.clamp(MIN_SESSION, MAX_SESSION),
-            entries: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Cache {
+                slots: HashMap::new(),
+                next_sweep: OffsetDateTime::UNIX_EPOCH,
+            }),
+            capacity: DEFAULT_CACHED_SESSIONS,
             memory_key,
             rng,
             sts_calls: AtomicU64::new(0),
+            skew_said: AtomicBool::new(false),
         })
+    }
+
+    /// The same broker keeping at most `sessions` cached sessions (at least 1).
+    #[must_use]
+    pub fn with_capacity(mut self, sessions: usize) -> Self {
+        self.capacity = sessions.max(1);
+        self
+    }
+
+    /// How many sessions are cached now.
+    pub fn cached_sessions(&self) -> usize {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slots
+            .len()
     }
 
     /// How many AssumeRole calls this broker made.
@@ -328,23 +417,28 @@ impl Broker {
         duration: Duration,
     ) -> Result<AwsSession, BrokerError> {
         let policy_json = policy.to_json();
+        let mut policy_digest = [0u8; 32];
+        policy_digest.copy_from_slice(
+            ring::digest::digest(&ring::digest::SHA256, policy_json.as_bytes()).as_ref(),
+        );
         let key = CacheKey {
-            account: account.id.as_str().to_owned(),
-            user: user.id.as_str().to_owned(),
-            policy: policy_json.clone(),
+            account: account.id.as_str().into(),
+            user: user.id.as_str().into(),
+            policy: policy_digest,
         };
         let slot = {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let now = self.clock.now();
-            // Drop expired slots nobody waits on, so the map does not grow without bound.
-            entries.retain(|_, slot| {
-                Arc::strong_count(slot) > 1
-                    || slot
-                        .try_lock()
-                        .map(|e| e.as_ref().is_some_and(|e| e.expires_at > now))
-                        .unwrap_or(true)
-            });
-            Arc::clone(entries.entry(key.clone()).or_default())
+            if let Some(slot) = cache.slots.get(&key) {
+                Arc::clone(slot)
+            } else {
+                // Expired sessions are dropped every minute, or at once when the cache is
+                // full, so the map stays bounded without reading it whole on every call.
+                if now >= cache.next_sweep || cache.slots.len() >= self.capacity {
+                    cache.sweep(now, self.capacity);
+                }
+                Arc::clone(cache.slots.entry(key.clone()).or_default())
+            }
         };
         // Single flight: whoever holds the slot refreshes; the others wait and reuse.
         let mut entry = slot.lock().await;
@@ -360,9 +454,9 @@ impl Broker {
             .assume(account, user, Some(&policy_json), duration)
             .await?;
         let fresh = Entry {
-            sealed: self.encrypt(&plain, &key)?,
+            sealed: self.encrypt(&plain, &key)?.into_boxed_slice(),
             expires_at,
-            aws_account,
+            aws_account: aws_account.into_boxed_str(),
         };
         let session = self.session_from(&fresh, &key, &account.region);
         *entry = Some(fresh);
@@ -398,6 +492,7 @@ impl Broker {
 
         self.sts_calls.fetch_add(1, Ordering::Relaxed);
         let duration = duration.clamp(MIN_SESSION, MAX_SESSION);
+        let asked_at = self.clock.now();
         let seconds = i32::try_from(duration.whole_seconds()).unwrap_or(900);
         let out = self
             .sts
@@ -422,10 +517,23 @@ impl Broker {
         let credentials = out
             .credentials()
             .ok_or_else(|| BrokerError::Sts("AssumeRole returned no credentials".into()))?;
-        let expires_at = OffsetDateTime::from_unix_timestamp(credentials.expiration().secs())
+        let stated = OffsetDateTime::from_unix_timestamp(credentials.expiration().secs())
             .map_err(|_| BrokerError::Sts("AssumeRole returned a bad expiry".into()))?;
-        // Never trust a longer life than asked for: the cache must not outlive the hour.
-        let expires_at = expires_at.min(self.clock.now() + duration);
+        // STS grants exactly the DurationSeconds asked for (or refuses), so the session
+        // lasts `duration` from before the call was sent, measured by voxgate's own clock.
+        // The expiry STS states is by AWS's clock: compared with ours, a skew of minutes
+        // would make fresh credentials look nearly expired (every call asking STS again)
+        // or make old ones look fresh. It is only checked, and a skew said once.
+        let expires_at = asked_at + duration;
+        let skew = stated - expires_at;
+        if skew.abs() > CLOCK_SKEW_WARNING && !self.skew_said.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                skew_seconds = skew.whole_seconds(),
+                "this machine's clock and AWS's differ by more than a minute; voxgate keeps \
+                 STS sessions by its own clock, but request signing and certificate checks \
+                 need the right time: check NTP"
+            );
+        }
         Ok((
             PlainCredentials {
                 access_key_id: credentials.access_key_id().to_owned(),
@@ -485,13 +593,15 @@ impl Broker {
             ),
             sdk: self.sdk.clone(),
             default_region: region.to_owned(),
-            aws_account: entry.aws_account.clone(),
+            aws_account: entry.aws_account.to_string(),
         })
     }
 }
 
 fn aad(key: &CacheKey) -> Vec<u8> {
-    format!("{}\0{}\0{}", key.account, key.user, key.policy).into_bytes()
+    let mut aad = format!("{}\0{}\0", key.account, key.user).into_bytes();
+    aad.extend_from_slice(&key.policy);
+    aad
 }
 
 fn classify(

@@ -444,21 +444,34 @@ impl Store for SqlStore {
     }
 
     async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError> {
-        // COALESCE($1, tenant_id): one query for "this tenant" and "all" on both backends.
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = COALESCE($1, tenant_id) \
-             AND removed_at IS NULL ORDER BY tenant_id, lower(name)"
-        ))
-        .bind(tenant.map(|t| t.as_str().to_owned()))
-        .fetch_all(&self.pool)
-        .await?;
+        // One tenant's users are found through its index; "all" reads the table.
+        let rows = match tenant {
+            Some(tenant) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
+                     AND removed_at IS NULL ORDER BY lower(name)"
+                ))
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE removed_at IS NULL \
+                     ORDER BY tenant_id, lower(name)"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(rows.iter().map(user_from).collect::<Result<_, _>>()?)
     }
 
     async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL \
-             AND tenant_id IN (SELECT id FROM tenants WHERE removed_at IS NULL)"
+             AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = users.tenant_id \
+             AND t.removed_at IS NULL)"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -469,7 +482,8 @@ impl Store for SqlStore {
     async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL \
-             AND tenant_id IN (SELECT id FROM tenants WHERE removed_at IS NULL)"
+             AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = users.tenant_id \
+             AND t.removed_at IS NULL)"
         ))
         .bind(subject)
         .fetch_optional(&self.pool)
@@ -478,13 +492,25 @@ impl Store for SqlStore {
     }
 
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = COALESCE($1, tenant_id) \
-             AND removed_at IS NULL ORDER BY tenant_id, lower(name)"
-        ))
-        .bind(tenant.map(|t| t.as_str().to_owned()))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = match tenant {
+            Some(tenant) => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = $1 \
+                     AND removed_at IS NULL ORDER BY lower(name)"
+                ))
+                .bind(tenant.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE removed_at IS NULL \
+                     ORDER BY tenant_id, lower(name)"
+                ))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
     async fn publish_event(&self, payload: &str) -> Result<bool, StoreError> {
@@ -609,11 +635,16 @@ impl Store for SqlStore {
     }
 
     async fn devices(&self, user: Option<&UserId>) -> Result<Vec<Device>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, user_id, created_at, revoked_at FROM devices \
-             WHERE user_id = COALESCE($1, user_id) ORDER BY created_at",
-        )
-        .bind(user.map(|u| u.as_str().to_owned()))
+        let rows = match user {
+            Some(user) => sqlx::query(
+                "SELECT id, user_id, created_at, revoked_at FROM devices \
+                 WHERE user_id = $1 ORDER BY created_at",
+            )
+            .bind(user.as_str()),
+            None => sqlx::query(
+                "SELECT id, user_id, created_at, revoked_at FROM devices ORDER BY created_at",
+            ),
+        }
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(device_from).collect::<Result<_, _>>()?)
