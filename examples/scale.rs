@@ -116,6 +116,8 @@ const SESSION: time::Duration = time::Duration::hours(1);
 #[derive(Debug, Default)]
 struct MovableClock {
     offset_ns: AtomicI64,
+    /// The furthest it was ever moved on: the monotonic clock never goes back.
+    furthest_ns: AtomicI64,
 }
 
 impl MovableClock {
@@ -124,6 +126,7 @@ impl MovableClock {
         let offset = at - OffsetDateTime::now_utc();
         let nanos = i64::try_from(offset.whole_nanoseconds()).unwrap_or(0);
         self.offset_ns.store(nanos, Ordering::SeqCst);
+        self.furthest_ns.fetch_max(nanos, Ordering::SeqCst);
     }
 }
 
@@ -131,6 +134,12 @@ impl Clock for MovableClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
             + time::Duration::nanoseconds(self.offset_ns.load(Ordering::SeqCst))
+    }
+
+    /// Moved on with the wall clock: the check stands for time having passed.
+    fn monotonic(&self) -> std::time::Duration {
+        let offset = u64::try_from(self.furthest_ns.load(Ordering::SeqCst)).unwrap_or(0);
+        voxgate::clock::process_monotonic() + std::time::Duration::from_nanos(offset)
     }
 }
 

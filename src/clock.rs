@@ -10,6 +10,19 @@ use time::{Duration, OffsetDateTime};
 pub trait Clock: Send + Sync + 'static {
     /// The current instant, in UTC.
     fn now(&self) -> OffsetDateTime;
+
+    /// Time since a fixed origin, never going back whatever the wall clock does (an NTP
+    /// step): for deadlines that must hold however [`Clock::now`] is set.
+    fn monotonic(&self) -> std::time::Duration {
+        process_monotonic()
+    }
+}
+
+/// The machine's monotonic clock, from the first time this process asked.
+pub fn process_monotonic() -> std::time::Duration {
+    static ORIGIN: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    ORIGIN.elapsed()
 }
 
 /// The real wall clock.
@@ -25,14 +38,15 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to; for tests and demos.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
-    now: Arc<Mutex<OffsetDateTime>>,
+    /// The wall clock and the monotonic one.
+    now: Arc<Mutex<(OffsetDateTime, std::time::Duration)>>,
 }
 
 impl ManualClock {
     /// A clock standing still at `start`.
     pub fn new(start: OffsetDateTime) -> Self {
         Self {
-            now: Arc::new(Mutex::new(start)),
+            now: Arc::new(Mutex::new((start, std::time::Duration::ZERO))),
         }
     }
 
@@ -41,30 +55,42 @@ impl ManualClock {
         Self::new(OffsetDateTime::now_utc())
     }
 
-    /// Moves the clock forward (or backward, with a negative duration).
+    /// Moves the clock forward: time passes. With a negative duration the wall clock is
+    /// set back (as NTP would), and the monotonic clock stays where it is.
     pub fn advance(&self, by: Duration) {
         let mut now = self
             .now
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
+        now.0 += by;
+        now.1 += std::time::Duration::try_from(by).unwrap_or_default();
     }
 
-    /// Sets the clock to `to`.
+    /// Sets the wall clock to `to` (time passes if it is later).
     pub fn set(&self, to: OffsetDateTime) {
-        *self
+        let mut now = self
             .now
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let passed = std::time::Duration::try_from(to - now.0).unwrap_or_default();
+        now.1 += passed;
+        now.0 = to;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *self
-            .now
+        self.now
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
+    }
+
+    fn monotonic(&self) -> std::time::Duration {
+        self.now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1
     }
 }
 
@@ -81,5 +107,17 @@ mod tests {
             clock.now(),
             OffsetDateTime::UNIX_EPOCH + Duration::seconds(90)
         );
+    }
+
+    #[test]
+    fn setting_the_wall_clock_back_does_not_move_the_monotonic_one() {
+        let clock = ManualClock::new(OffsetDateTime::UNIX_EPOCH);
+        clock.advance(Duration::seconds(90));
+        clock.advance(Duration::seconds(-60));
+        assert_eq!(clock.monotonic(), std::time::Duration::from_secs(90));
+        clock.set(OffsetDateTime::UNIX_EPOCH + Duration::seconds(100));
+        assert_eq!(clock.monotonic(), std::time::Duration::from_secs(160));
+        clock.set(OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(clock.monotonic(), std::time::Duration::from_secs(160));
     }
 }

@@ -25,6 +25,8 @@ pub const STS_CALLS: &str = "voxgate_sts_calls_total";
 pub const KMS_CALLS: &str = "voxgate_kms_calls_total";
 /// Credential cache lookups, by result (hit or miss).
 pub const CREDENTIAL_CACHE: &str = "voxgate_credential_cache_total";
+/// Cached sessions dropped because the cache was full.
+pub const CREDENTIAL_CACHE_EVICTIONS: &str = "voxgate_credential_cache_evictions_total";
 
 /// Latency buckets in seconds: Alexa waits at most 8 s.
 const BUCKETS: &[f64] = &[
@@ -75,6 +77,10 @@ fn describe() {
     describe_counter!(
         CREDENTIAL_CACHE,
         "Credential cache lookups (hit: no STS call), by result."
+    );
+    describe_counter!(
+        CREDENTIAL_CACHE_EVICTIONS,
+        "Cached sessions dropped because the cache was full (asked for again when needed)."
     );
 }
 

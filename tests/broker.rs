@@ -199,6 +199,51 @@ async fn a_clock_ahead_of_aws_still_shares_one_sts_call() {
     );
 }
 
+/// voxgate's clock 20 minutes fast, then set right by NTP after a session was taken: by
+/// the wall clock the session looks 20 minutes younger than it is, but it is still
+/// refreshed when its real 15 minutes are nearly over (AWS would refuse it after them).
+#[tokio::test]
+async fn a_clock_set_back_does_not_keep_expired_credentials() {
+    let proxy = RecordingProxy::start(&MOTO).await;
+    let clock =
+        voxgate::clock::ManualClock::new(time::OffsetDateTime::now_utc() + Duration::minutes(20));
+    let server = TestServer::start_on(
+        &PKI,
+        TestDb::new(Backend::Sqlite).await,
+        sdk_config(&proxy.url),
+        clock,
+        |_| {},
+    )
+    .await;
+    let account = fresh_account_id();
+    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
+    let acme = server.tenant("acme").await;
+    server.enrol(&acme, "alice", ALICE).await;
+    server.link(&acme, "prod", &account, "eu-west-1").await;
+    let list = || server.say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()));
+    list().await;
+    assert_eq!(proxy.assume_role_calls().len(), 1);
+    server.clock.advance(Duration::minutes(-20));
+    server.clock.advance(Duration::minutes(9));
+    list().await;
+    assert_eq!(
+        proxy.assume_role_calls().len(),
+        1,
+        "still fresh after 9 minutes"
+    );
+    server.clock.advance(Duration::minutes(2));
+    let response = list().await;
+    assert_eq!(
+        speech(&response),
+        "In Ireland, 1 instance is running: web-1."
+    );
+    assert_eq!(
+        proxy.assume_role_calls().len(),
+        2,
+        "refreshed 11 minutes after it was taken, though the wall clock says 31 are left"
+    );
+}
+
 /// The session cache is bounded (`--cached-sessions`): beyond it the sessions that expire
 /// first are dropped, the newest are still answered without STS, and expired ones leave.
 #[tokio::test]

@@ -22,18 +22,9 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::{Layer, Registry};
 
-/// Tables that grow with the service; reading one whole on a request is a defect.
-const GROWING: &[&str] = &[
-    "tenants",
-    "users",
-    "aws_accounts",
-    "challenges",
-    "devices",
-    "pairing_codes",
-    "audit_log",
-    "user_failures",
-    "seen_requests",
-];
+/// Tables of a row or a few that may be read whole; any other table (or alias) read from
+/// end to end on a request is a defect: it grows with tenants, users or challenges.
+const SMALL: &[&str] = &["audit_head", "service_secrets"];
 
 static RECORDING: AtomicBool = AtomicBool::new(false);
 static STATEMENTS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
@@ -105,7 +96,8 @@ fn pairing_code(server: &TestServer, user: &str) -> String {
     pairing["code"].as_str().unwrap().to_owned()
 }
 
-/// The scans of growing tables in `sql`'s SQLite query plan.
+/// The whole-table reads in `sql`'s SQLite query plan (a table is named by its alias if
+/// it has one, so anything but a [`SMALL`] table counts).
 async fn sqlite_full_scans(conn: &mut sqlx::SqliteConnection, sql: &str) -> Vec<String> {
     let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
         .fetch_all(conn)
@@ -117,13 +109,16 @@ async fn sqlite_full_scans(conn: &mut sqlx::SqliteConnection, sql: &str) -> Vec<
             let Some(rest) = detail.strip_prefix("SCAN ") else {
                 return false;
             };
+            // The rows of an INSERT's VALUES are "scanned" too.
             let table = rest.split_whitespace().next().unwrap_or("");
-            GROWING.contains(&table)
+            !SMALL.contains(&table)
+                && !rest.contains("VALUES CLAUSE")
+                && !rest.contains("CONSTANT ROW")
         })
         .collect()
 }
 
-/// The whole-table reads of growing tables in `sql`'s generic PostgreSQL plan, with
+/// The whole-table reads (of all but [`SMALL`] tables) in `sql`'s generic PostgreSQL plan, with
 /// sequential scans made as dear as they can be: a sequential scan left, or an index read
 /// from end to end (no index condition), means no index can serve the statement.
 async fn postgres_full_scans(conn: &mut sqlx::PgConnection, sql: &str) -> Vec<String> {
@@ -163,8 +158,7 @@ async fn postgres_full_scans(conn: &mut sqlx::PgConnection, sql: &str) -> Vec<St
             }
             _ => false,
         };
-        let growing = GROWING.contains(&relation) || kind == "Bitmap Index Scan";
-        if whole && growing {
+        if whole && !SMALL.contains(&relation) {
             let index = node["Index Name"].as_str().unwrap_or("");
             scans.push(format!("{kind} {relation} {index}"));
         }
@@ -248,6 +242,8 @@ async fn full_scans_of_a_conversation(backend: Backend) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(denied.status(), 200);
+    // The replay ledger writes behind every 100 ms: its statements too.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     RECORDING.store(false, Ordering::SeqCst);
 
     let statements = STATEMENTS.lock().unwrap().clone();

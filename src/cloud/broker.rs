@@ -142,11 +142,25 @@ struct CacheKey {
     policy: [u8; 32],
 }
 
-/// Encrypted credentials and when they expire, by voxgate's own clock.
+/// Encrypted credentials and when they expire, by voxgate's own clock and by the
+/// machine's monotonic clock (which a wall clock set back by NTP does not move).
 struct Entry {
     sealed: Box<[u8]>,
     expires_at: OffsetDateTime,
+    deadline: std::time::Duration,
     aws_account: Box<str>,
+}
+
+impl Entry {
+    /// Whether more than [`REFRESH_MARGIN`] is left by both clocks.
+    fn fresh(&self, clock: &dyn Clock) -> bool {
+        let margin = std::time::Duration::from_secs(REFRESH_MARGIN.whole_seconds().unsigned_abs());
+        self.expires_at - clock.now() > REFRESH_MARGIN
+            && self
+                .deadline
+                .checked_sub(clock.monotonic())
+                .is_some_and(|left| left > margin)
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Entry>>>;
@@ -182,7 +196,7 @@ impl Cache {
         if self.slots.len() < capacity {
             return;
         }
-        let keep = capacity - capacity / 8;
+        let keep = (capacity - capacity / 8).min(capacity - 1);
         let mut idle: Vec<(OffsetDateTime, CacheKey)> = self
             .slots
             .iter()
@@ -198,8 +212,7 @@ impl Cache {
         for (_, key) in idle.into_iter().take(excess) {
             self.slots.remove(&key);
         }
-        metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "evicted")
-            .increment(excess as u64);
+        metrics::counter!(crate::metrics::CREDENTIAL_CACHE_EVICTIONS).increment(excess as u64);
     }
 }
 
@@ -442,20 +455,27 @@ impl Broker {
         };
         // Single flight: whoever holds the slot refreshes; the others wait and reuse.
         let mut entry = slot.lock().await;
-        let now = self.clock.now();
         if let Some(cached) = entry.as_ref()
-            && cached.expires_at - now > REFRESH_MARGIN
+            && cached.fresh(self.clock.as_ref())
         {
             metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "hit").increment(1);
             return self.session_from(cached, &key, &account.region);
         }
         metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "miss").increment(1);
+        let asked = self.clock.monotonic();
         let (plain, expires_at, aws_account) = self
             .assume(account, user, Some(&policy_json), duration)
             .await?;
         let fresh = Entry {
             sealed: self.encrypt(&plain, &key)?.into_boxed_slice(),
             expires_at,
+            deadline: asked
+                + std::time::Duration::from_secs(
+                    duration
+                        .clamp(MIN_SESSION, MAX_SESSION)
+                        .whole_seconds()
+                        .unsigned_abs(),
+                ),
             aws_account: aws_account.into_boxed_str(),
         };
         let session = self.session_from(&fresh, &key, &account.region);
@@ -520,10 +540,11 @@ impl Broker {
         let stated = OffsetDateTime::from_unix_timestamp(credentials.expiration().secs())
             .map_err(|_| BrokerError::Sts("AssumeRole returned a bad expiry".into()))?;
         // STS grants exactly the DurationSeconds asked for (or refuses), so the session
-        // lasts `duration` from before the call was sent, measured by voxgate's own clock.
-        // The expiry STS states is by AWS's clock: compared with ours, a skew of minutes
-        // would make fresh credentials look nearly expired (every call asking STS again)
-        // or make old ones look fresh. It is only checked, and a skew said once.
+        // lasts `duration` from before the call was sent, measured by voxgate's own clock
+        // (and, in the cache, by the monotonic clock too, so setting the wall clock back
+        // does not keep expired credentials). The expiry STS states is by AWS's clock:
+        // compared with ours, a skew of minutes would make fresh credentials look nearly
+        // expired (every call asking STS again). It is only checked, and a skew said once.
         let expires_at = asked_at + duration;
         let skew = stated - expires_at;
         if skew.abs() > CLOCK_SKEW_WARNING && !self.skew_said.swap(true, Ordering::Relaxed) {

@@ -470,8 +470,8 @@ impl Store for SqlStore {
     async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL \
-             AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = users.tenant_id \
-             AND t.removed_at IS NULL)"
+             AND EXISTS (SELECT 1 FROM tenants WHERE tenants.id = users.tenant_id \
+             AND tenants.removed_at IS NULL)"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -482,8 +482,8 @@ impl Store for SqlStore {
     async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL \
-             AND EXISTS (SELECT 1 FROM tenants t WHERE t.id = users.tenant_id \
-             AND t.removed_at IS NULL)"
+             AND EXISTS (SELECT 1 FROM tenants WHERE tenants.id = users.tenant_id \
+             AND tenants.removed_at IS NULL)"
         ))
         .bind(subject)
         .fetch_optional(&self.pool)
