@@ -508,7 +508,7 @@ async fn observe(
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .cloned();
     // Methods from a fixed set: hyper accepts any token, and each would be a new series.
     let method = match *request.method() {
         axum::http::Method::GET => "GET",
@@ -518,13 +518,9 @@ async fn observe(
         _ => "other",
     };
     let response = next.run(request).await;
-    metrics::histogram!(
-        crate::metrics::HTTP_DURATION,
-        "route" => route,
-        "method" => method,
-        "status" => response.status().as_u16().to_string()
-    )
-    .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", |p| p.as_str());
+    crate::metrics::http_duration(route, method, response.status().as_u16())
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -567,5 +563,6 @@ fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
         request_id = %id,
         method = %request.method(),
         path = %request.uri().path(),
+        alexa_request_id = tracing::field::Empty,
     )
 }

@@ -3,6 +3,8 @@
 //! Prometheus text format. Labels take values from small fixed sets only (an intent voxgate
 //! does not know is counted as `other`), so a stranger cannot grow the series.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -87,4 +89,53 @@ fn describe() {
 /// The metrics in the Prometheus text format.
 pub fn render() -> String {
     handle().render()
+}
+
+/// The latency histogram of `route`, `method` and `status`. Handles are looked up in the
+/// recorder once per thread and kept: on every request's path, building the labelled key
+/// and finding it in the registry cost more than recording the sample.
+pub fn http_duration(route: &str, method: &'static str, status: u16) -> metrics::Histogram {
+    type ByRoute = HashMap<String, HashMap<(&'static str, u16), metrics::Histogram>>;
+    thread_local! {
+        static HANDLES: RefCell<ByRoute> = RefCell::default();
+    }
+    handle();
+    HANDLES.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), HashMap::new());
+        }
+        let made = || {
+            metrics::histogram!(
+                HTTP_DURATION,
+                "route" => route.to_owned(),
+                "method" => method,
+                "status" => status.to_string()
+            )
+        };
+        match routes.get_mut(route) {
+            Some(by_status) => by_status
+                .entry((method, status))
+                .or_insert_with(made)
+                .clone(),
+            None => made(),
+        }
+    })
+}
+
+/// The counter of verified `/alexa` requests of `kind` and `intent` (fixed sets), kept per
+/// thread like [`http_duration`]'s handles.
+pub fn alexa_requests(kind: &'static str, intent: &'static str) -> metrics::Counter {
+    thread_local! {
+        static HANDLES: RefCell<HashMap<(&'static str, &'static str), metrics::Counter>> =
+            RefCell::default();
+    }
+    handle();
+    HANDLES.with_borrow_mut(|counters| {
+        counters
+            .entry((kind, intent))
+            .or_insert_with(
+                || metrics::counter!(ALEXA_REQUESTS, "type" => kind, "intent" => intent),
+            )
+            .clone()
+    })
 }

@@ -2,7 +2,7 @@
 //! set, serving, and a graceful stop.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -223,6 +223,85 @@ fn serve_runs_warns_when_insecure_and_stops_gracefully() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A second stop signal during the drain stops at once: the first waits for a request
+/// whose body is still arriving, the second ends the process with 130 and says so.
+#[test]
+fn a_second_stop_signal_stops_at_once() {
+    let mut child = voxgate()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure-skip-verification",
+            "--skill-id",
+            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
+            "--body-timeout",
+            "300",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    while addr.is_none() {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+        }
+    }
+    let addr = addr.expect("voxgate reports the address it bound");
+    // A request whose body has not all arrived: the drain waits for it.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        slow,
+        "POST /alexa HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"version\""
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(status.success());
+    };
+    signal("-INT");
+    let mut said = Vec::new();
+    while !said
+        .iter()
+        .any(|l: &String| l.contains("signal again to stop now"))
+    {
+        let Some(Ok(line)) = lines.next() else { break };
+        said.push(line);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal waits for the request in flight"
+    );
+    signal("-INT");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a second signal did not stop voxgate"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(
+        rest.iter()
+            .any(|l| l.contains("second stop signal: stopping now")),
+        "{said:?} {rest:?}"
+    );
 }
 
 /// A tiny blocking GET over a plain TCP socket (the test has no async runtime).

@@ -409,23 +409,69 @@ impl SkillEvent {
 
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Common {
-            #[serde(rename = "type")]
-            request_type: String,
-            request_id: String,
-            #[serde(with = "time::serde::rfc3339")]
-            timestamp: OffsetDateTime,
-            #[serde(default)]
-            locale: Option<String>,
-            #[serde(flatten)]
-            rest: Map<String, Value>,
-        }
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
 
-        let common = Common::deserialize(deserializer)?;
-        let rest = Value::Object(common.rest);
-        let kind = match common.request_type.as_str() {
+/// Reads the fields every request has as they come, and keeps the others for the
+/// type-specific part (read once the `type` is known). Every request passes through this,
+/// so it reads the object once (a flattened struct would buffer all of it first).
+struct RequestVisitor;
+
+/// An RFC 3339 timestamp.
+#[derive(Deserialize)]
+struct Timestamp(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+impl<'de> de::Visitor<'de> for RequestVisitor {
+    type Value = Request;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an Alexa request object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Request, A::Error> {
+        fn once<T, E: de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
+            match slot {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        let mut request_type: Option<String> = None;
+        let mut request_id: Option<String> = None;
+        let mut timestamp: Option<OffsetDateTime> = None;
+        let mut locale: Option<Option<String>> = None;
+        let mut rest = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "type" => {
+                    once(&request_type, "type")?;
+                    request_type = Some(map.next_value()?);
+                }
+                "requestId" => {
+                    once(&request_id, "requestId")?;
+                    request_id = Some(map.next_value()?);
+                }
+                "timestamp" => {
+                    once(&timestamp, "timestamp")?;
+                    timestamp = Some(map.next_value::<Timestamp>()?.0);
+                }
+                "locale" => {
+                    once(&locale, "locale")?;
+                    locale = Some(map.next_value()?);
+                }
+                _ => {
+                    let value: Value = map.next_value()?;
+                    if rest.insert(key, value).is_some() {
+                        return Err(de::Error::custom("a field of the request appears twice"));
+                    }
+                }
+            }
+        }
+        let request_type = request_type.ok_or_else(|| de::Error::missing_field("type"))?;
+        let request_id = request_id.ok_or_else(|| de::Error::missing_field("requestId"))?;
+        let timestamp = timestamp.ok_or_else(|| de::Error::missing_field("timestamp"))?;
+        let rest = Value::Object(rest);
+        let kind = match request_type.as_str() {
             "LaunchRequest" => RequestKind::Launch,
             "IntentRequest" => {
                 RequestKind::Intent(serde_json::from_value(rest).map_err(de::Error::custom)?)
@@ -442,18 +488,18 @@ impl<'de> Deserialize<'de> for Request {
                     _ => None,
                 };
                 RequestKind::SkillEvent(SkillEvent {
-                    event_type: t.to_owned(),
+                    event_type: request_type.clone(),
                     body,
                 })
             }
-            other => RequestKind::Other {
-                request_type: other.to_owned(),
+            _ => RequestKind::Other {
+                request_type: request_type.clone(),
             },
         };
         Ok(Request {
-            request_id: common.request_id,
-            timestamp: common.timestamp,
-            locale: common.locale,
+            request_id,
+            timestamp,
+            locale: locale.flatten(),
             kind,
         })
     }

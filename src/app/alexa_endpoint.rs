@@ -9,12 +9,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt as _;
 use serde_json::json;
-use tracing::{Instrument as _, instrument, warn};
+use tracing::{Instrument as _, warn};
 
 use super::{AppState, MAX_ALEXA_BODY_BYTES};
 use crate::alexa::verify::SignatureHeaders;
 
-#[instrument(skip_all, fields(alexa_request_id))]
+/// Runs in the request's span (made by the router for every request), which has an empty
+/// `alexa_request_id` field this fills in once the body is verified: no span of its own,
+/// which would cost every request a second span to make, format and close.
 pub(super) async fn handle(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,8 +120,7 @@ fn count(request: &crate::alexa::envelope::Request) {
         RequestKind::SkillEvent(_) => ("SkillEvent", ""),
         RequestKind::Other { .. } => ("other", ""),
     };
-    metrics::counter!(crate::metrics::ALEXA_REQUESTS, "type" => kind, "intent" => intent)
-        .increment(1);
+    crate::metrics::alexa_requests(kind, intent).increment(1);
 }
 
 /// Whether a body read failed because the body stalled (the router's per-chunk timeout).

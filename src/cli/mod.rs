@@ -451,6 +451,16 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
                     _ = interrupt.recv() => {}
                     _ = terminate.recv() => {}
                 }
+                // A second signal during the drain stops at once (what a second Ctrl-C
+                // is for); approvals it cuts off are closed as outcome-unknown at the
+                // next start, as after a crash.
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                    stop_now();
+                });
             }
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
@@ -459,7 +469,22 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
+            tokio::spawn(async {
+                let _ = tokio::signal::ctrl_c().await;
+                stop_now();
+            });
         }
-        tracing::info!("shutting down");
+        tracing::info!(
+            "shutting down: finishing the requests in flight (up to 20 s); signal again to stop now"
+        );
     }
+}
+
+/// Ends the process at once, on a second stop signal.
+fn stop_now() {
+    tracing::warn!(
+        "second stop signal: stopping now; requests still in flight were cut off (an \
+         approved operation among them is reported as outcome unknown at the next start)"
+    );
+    std::process::exit(130);
 }
