@@ -372,11 +372,13 @@ impl App {
         let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         // A request whose caller hung up may still be running an approved operation: it
         // finishes and is recorded before the store (and SQLite's serve lock) is let go.
-        if tokio::time::timeout(server::DRAIN, self.tasks.all_done())
-            .await
-            .is_err()
-        {
-            warn!("requests still running after the drain; stopping anyway");
+        tokio::select! {
+            done = tokio::time::timeout(server::DRAIN, self.tasks.all_done()) => {
+                if done.is_err() {
+                    warn!("requests still running after the drain; stopping anyway");
+                }
+            }
+            () = until_hurried() => {}
         }
         sweeper.abort();
         upkeep.abort();
@@ -388,6 +390,27 @@ impl App {
         served?;
         Ok(())
     }
+}
+
+/// Set by a second stop signal: the drains stop waiting for requests in flight (what is
+/// written behind, the replay ledger and the audit checkpoints, is still written).
+static HURRY: std::sync::LazyLock<tokio::sync::watch::Sender<bool>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(false).0);
+
+/// Stops waiting for requests in flight (a second Ctrl-C).
+pub fn hurry() {
+    HURRY.send_replace(true);
+}
+
+/// Whether [`hurry`] was called.
+pub fn hurried() -> bool {
+    *HURRY.borrow()
+}
+
+/// Resolves once [`hurry`] was called (at once if it was already).
+pub(crate) async fn until_hurried() {
+    let mut hurried = HURRY.subscribe();
+    let _ = hurried.wait_for(|hurried| *hurried).await;
 }
 
 /// 503 for a request shed because too many are in flight.

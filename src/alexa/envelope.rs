@@ -456,8 +456,9 @@ impl<'de> de::Visitor<'de> for RequestVisitor {
                     timestamp = Some(map.next_value::<Timestamp>()?.0);
                 }
                 "locale" => {
+                    // Seen-ness apart from the value: `null` is a value too.
                     once(&locale, "locale")?;
-                    locale = Some(map.next_value()?);
+                    locale = Some(map.next_value::<Option<String>>()?);
                 }
                 _ => {
                     let value: Value = map.next_value()?;
@@ -526,6 +527,33 @@ mod tests {
             "request": request
         });
         serde_json::from_value(body).expect("parses")
+    }
+
+    #[test]
+    fn a_field_of_the_request_given_twice_is_refused() {
+        let body = |request: &str| {
+            format!(
+                r#"{{"version":"1.0","request":{{"type":"LaunchRequest","requestId":"r1",
+                "timestamp":"2026-11-25T00:00:00Z",{request}}}}}"#
+            )
+        };
+        for request in [
+            r#""locale":null,"locale":"de-DE""#,
+            r#""locale":"de-DE","locale":null"#,
+            r#""requestId":"r2""#,
+            r#""type":"IntentRequest""#,
+            r#""timestamp":"2026-11-25T00:00:01Z""#,
+            r#""dialogState":"STARTED","dialogState":"COMPLETED""#,
+        ] {
+            assert!(
+                RequestEnvelope::from_slice(body(request).as_bytes()).is_err(),
+                "{request}"
+            );
+        }
+        let once =
+            RequestEnvelope::from_slice(body(r#""locale":null"#).as_bytes()).expect("parses");
+        assert_eq!(once.request.locale, None);
+        assert_eq!(once.request.request_id, "r1");
     }
 
     #[test]

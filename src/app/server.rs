@@ -104,6 +104,7 @@ pub async fn serve(
         () = tokio::time::sleep(DRAIN) => {
             warn!("requests still running after {} s; stopping anyway", DRAIN.as_secs());
         }
+        () = crate::app::until_hurried() => {}
     }
     Ok(())
 }

@@ -171,7 +171,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 aws: crate::cloud::load_sdk_config().await,
             };
             let app = App::build(settings, runtime).await?;
-            app.serve(shutdown_signal()).await
+            let served = app.serve(shutdown_signal()).await;
+            if crate::app::hurried() {
+                served?;
+                std::process::exit(130);
+            }
+            served
         }
         Command::CheckConfig(args) => crate::app::check::run(args).await,
         Command::Tenant(command) => people::tenant(command).await,
@@ -464,6 +469,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
             _ => {
                 let _ = tokio::signal::ctrl_c().await;
+                tokio::spawn(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    stop_now();
+                });
             }
         }
         #[cfg(not(unix))]
@@ -474,17 +483,21 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
                 stop_now();
             });
         }
-        tracing::info!(
-            "shutting down: finishing the requests in flight (up to 20 s); signal again to stop now"
-        );
+        tracing::info!("shutting down: finishing the requests in flight; signal again to stop now");
     }
 }
 
-/// Ends the process at once, on a second stop signal.
+/// On a second stop signal: stop waiting for requests in flight, write what is written
+/// behind (the replay ledger, audit checkpoints) and exit with 130; if even that does not
+/// end within 5 s, exit anyway.
 fn stop_now() {
     tracing::warn!(
-        "second stop signal: stopping now; requests still in flight were cut off (an \
-         approved operation among them is reported as outcome unknown at the next start)"
+        "second stop signal: stopping now; requests still in flight are cut off (an approved \
+         operation among them ends as outcome unknown)"
     );
-    std::process::exit(130);
+    crate::app::hurry();
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        std::process::exit(130);
+    });
 }
