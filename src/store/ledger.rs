@@ -5,8 +5,8 @@
 //!   waits for its id to be on record in the database, with group commit (ids that arrive
 //!   while one batch is written go in the next, one statement per batch).
 //! - [`LocalReplayLedger`], for a store one process serves (SQLite): the ids are checked in
-//!   memory, and written to the database behind (every 100 ms) so that a restart reloads
-//!   them. The trade-off: ids recorded in the last 100 ms before a crash (not a graceful
+//!   memory, and written to the database behind (every 100 ms, as one packed row of 16-byte
+//!   digests) so that a restart reloads them. The trade-off: ids recorded in the last 100 ms before a crash (not a graceful
 //!   stop, which writes them first) are forgotten, so a replay of one of those within its
 //!   150 s window after the restart would be accepted.
 //!
@@ -133,6 +133,19 @@ impl ReplayLedger for StoreReplayLedger {
 const LOCAL_CAPACITY: usize = 1_000_000;
 /// How often the ids seen are written behind.
 const WRITE_BEHIND: Duration = Duration::from_millis(100);
+/// Bytes of one id in a packed row: its digest and when it may be forgotten.
+const PACKED: usize = 24;
+/// Ids in one packed row at most (1.5 MB).
+const PACKED_ROW: usize = 65_536;
+
+/// One id of a packed row: its digest and when it may be forgotten.
+fn unpack(record: &[u8]) -> (u128, i64) {
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&record[..16]);
+    let mut expires_at = [0u8; 8];
+    expires_at.copy_from_slice(&record[16..PACKED]);
+    (u128::from_be_bytes(key), i64::from_be_bytes(expires_at))
+}
 
 /// The ledger of a store one process serves (see the module documentation).
 #[derive(Debug, Clone)]
@@ -155,8 +168,8 @@ struct Seen {
     /// The same, ordered by when they may be forgotten (skill events are kept an hour,
     /// other requests 150 s: an insertion-ordered queue would stall behind an event).
     order: BTreeSet<(i64, u128)>,
-    /// Seen but not yet written to the store.
-    pending: Vec<(String, i64)>,
+    /// Seen but not yet written to the store: digests and when they may be forgotten.
+    pending: Vec<(u128, i64)>,
     /// The latest "forget before" a request brought.
     forget_before: i64,
 }
@@ -195,10 +208,27 @@ impl LocalReplayLedger {
     /// write-behind running on the current runtime.
     pub async fn load(store: Arc<dyn Store>, now: OffsetDateTime) -> Result<Self, StoreError> {
         let mut seen = Seen::default();
-        let mut rows = store.live_request_ids(now.unix_timestamp()).await?;
-        rows.sort_by_key(|(_, expires_at)| *expires_at);
-        for (id, expires_at) in rows {
+        let now = now.unix_timestamp();
+        // Ids written one row each by earlier versions, then the packed rows.
+        for (id, expires_at) in store.live_request_ids(now).await? {
             seen.remember(digest(&id), expires_at);
+        }
+        for packed in store.live_request_digests(now).await? {
+            let records = packed.chunks_exact(PACKED);
+            if !records.remainder().is_empty() {
+                // Fail closed: a guard that cannot read what it saw cannot vouch.
+                return Err(StoreError::NotFound(
+                    "a readable replay ledger: a row of seen_request_digests is damaged \
+                     (its length is not a whole number of records)"
+                        .into(),
+                ));
+            }
+            for record in records {
+                let (key, expires_at) = unpack(record);
+                if expires_at >= now {
+                    seen.remember(key, expires_at);
+                }
+            }
         }
         let inner = Arc::new(Local {
             seen: Mutex::new(seen),
@@ -241,23 +271,34 @@ impl Local {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the ids seen since the last write. What the store does not take stays for
-    /// the next write (ids already past their window are dropped then).
+    /// Writes the ids seen since the last write, packed, one row per [`PACKED_ROW`] ids.
+    /// What the store does not take stays for the next write (ids already past their
+    /// window are dropped then).
     async fn flush(&self) {
         let _turn = self.flushing.lock().await;
         let pending = std::mem::take(&mut self.lock().pending);
-        for (done, chunk) in pending.chunks(BATCH).enumerate() {
-            if let Err(error) = self.store.record_request_ids(chunk).await {
+        for (done, chunk) in pending.chunks(PACKED_ROW).enumerate() {
+            let mut packed = Vec::with_capacity(chunk.len() * PACKED);
+            for (key, expires_at) in chunk {
+                packed.extend_from_slice(&key.to_be_bytes());
+                packed.extend_from_slice(&expires_at.to_be_bytes());
+            }
+            let forget_after = chunk.iter().map(|(_, e)| *e).max().unwrap_or(0);
+            if let Err(error) = self
+                .store
+                .record_request_digests(forget_after, &packed)
+                .await
+            {
                 tracing::warn!(
                     %error,
                     "could not write request ids behind; trying again shortly"
                 );
                 let mut seen = self.lock();
                 let before = seen.forget_before;
-                let mut unwritten: Vec<(String, i64)> = pending[done * BATCH..]
+                let mut unwritten: Vec<(u128, i64)> = pending[done * PACKED_ROW..]
                     .iter()
                     .filter(|(_, expires_at)| *expires_at >= before)
-                    .cloned()
+                    .copied()
                     .collect();
                 unwritten.append(&mut seen.pending);
                 seen.pending = unwritten;
@@ -289,7 +330,7 @@ impl ReplayLedger for LocalReplayLedger {
         }
         let expires_at = forget_after.unix_timestamp();
         seen.remember(key, expires_at);
-        seen.pending.push((request_id.to_owned(), expires_at));
+        seen.pending.push((key, expires_at));
         Ok(true)
     }
 
@@ -326,7 +367,7 @@ mod tests {
             .expect("ledger");
         let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
         // The store cannot take the ids for a while.
-        sqlx::query("ALTER TABLE seen_requests RENAME TO seen_requests_away")
+        sqlx::query("ALTER TABLE seen_request_digests RENAME TO seen_request_digests_away")
             .execute(&pool)
             .await
             .expect("rename");
@@ -338,15 +379,68 @@ mod tests {
             Ok(true)
         );
         ledger.flush().await;
-        sqlx::query("ALTER TABLE seen_requests_away RENAME TO seen_requests")
+        sqlx::query("ALTER TABLE seen_request_digests_away RENAME TO seen_request_digests")
             .execute(&pool)
             .await
             .expect("rename back");
         ledger.flush().await;
-        let live = store
-            .live_request_ids(now.unix_timestamp())
+        // A guard loaded from the store now (as after a restart) knows the id.
+        let reloaded = LocalReplayLedger::load(Arc::clone(&store), now)
             .await
-            .expect("ids");
-        assert!(live.iter().any(|(id, _)| id == "r-1"), "{live:?}");
+            .expect("ledger");
+        assert_eq!(
+            reloaded
+                .first_sighting("r-1", now + window, now - window)
+                .await,
+            Ok(false),
+            "the id written late is still known after a restart"
+        );
+        assert_eq!(
+            reloaded
+                .first_sighting("r-2", now + window, now - window)
+                .await,
+            Ok(true)
+        );
+    }
+
+    #[tokio::test]
+    async fn ids_written_one_row_each_by_an_earlier_version_are_still_known() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("voxgate.db").display());
+        let store = crate::store::connect(&url).await.expect("store");
+        let now = OffsetDateTime::now_utc();
+        let window = time::Duration::seconds(150);
+        store
+            .record_request_ids(&[("r-old".to_owned(), (now + window).unix_timestamp())])
+            .await
+            .expect("recorded");
+        let ledger = LocalReplayLedger::load(Arc::clone(&store), now)
+            .await
+            .expect("ledger");
+        assert_eq!(
+            ledger
+                .first_sighting("r-old", now + window, now - window)
+                .await,
+            Ok(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_damaged_packed_row_stops_the_guard_from_loading() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("voxgate.db").display());
+        let store = crate::store::connect(&url).await.expect("store");
+        let now = OffsetDateTime::now_utc();
+        store
+            .record_request_digests(now.unix_timestamp() + 150, &[0u8; 30])
+            .await
+            .expect("recorded");
+        let error = LocalReplayLedger::load(Arc::clone(&store), now)
+            .await
+            .expect_err("a damaged row is not skipped");
+        assert!(
+            error.to_string().contains("seen_request_digests"),
+            "{error}"
+        );
     }
 }

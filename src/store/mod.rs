@@ -92,6 +92,18 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// kept in memory).
     async fn live_request_ids(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError>;
 
+    /// Packed rows of request-id digests (see [`Store::record_request_digests`]) that hold
+    /// an id whose window has not ended at `now`.
+    async fn live_request_digests(&self, now: i64) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// Records one packed row of request-id digests: 24 bytes an id (a 16-byte digest,
+    /// then when it may be forgotten, 8 bytes big-endian), `forget_after` the latest.
+    async fn record_request_digests(
+        &self,
+        forget_after: i64,
+        packed: &[u8],
+    ) -> Result<(), StoreError>;
+
     /// Adds a tenant; its name must be new (regardless of case).
     async fn add_tenant(&self, name: &TenantName, now: i64) -> Result<Tenant, StoreError> {
         let mut tx = self.begin().await?;
@@ -147,7 +159,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         sightings: &[(String, i64)],
     ) -> Result<Vec<bool>, StoreError>;
-    /// Forgets request ids that expired before `before`; how many.
+    /// Forgets request ids (and packed rows of digests) that expired before `before`; how
+    /// many ids and rows.
     async fn forget_request_ids(&self, before: i64) -> Result<u64, StoreError>;
 
     /// Stores one of voxgate's own sealed secrets unless one by that name exists; returns

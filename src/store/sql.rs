@@ -415,6 +415,30 @@ impl Store for SqlStore {
             .collect::<Result<_, _>>()?)
     }
 
+    async fn live_request_digests(&self, now: i64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let rows = sqlx::query("SELECT digests FROM seen_request_digests WHERE forget_after >= $1")
+            .bind(now)
+            .fetch_all(&self.ledger)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get("digests"))
+            .collect::<Result<_, _>>()?)
+    }
+
+    async fn record_request_digests(
+        &self,
+        forget_after: i64,
+        packed: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO seen_request_digests (forget_after, digests) VALUES ($1, $2)")
+            .bind(forget_after)
+            .bind(packed.to_vec())
+            .execute(&self.ledger)
+            .await?;
+        Ok(())
+    }
+
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         let rows = sqlx::query("SELECT id, name, created_at FROM tenants WHERE removed_at IS NULL ORDER BY lower(name)")
             .fetch_all(&self.pool)
@@ -565,13 +589,17 @@ impl Store for SqlStore {
     }
 
     async fn forget_request_ids(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-        )
+        let ids = sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let rows = sqlx::query("DELETE FROM seen_request_digests WHERE forget_after < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(ids + rows)
     }
 
     async fn service_secret_once(&self, name: &str, sealed: &Sealed) -> Result<Sealed, StoreError> {
