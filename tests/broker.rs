@@ -95,15 +95,30 @@ async fn whats_running_for_two_tenants_in_two_accounts(backend: Backend) {
     }
 }
 
-on_both_backends!(one_sts_call_for_many_requests_and_a_refresh_near_expiry);
-async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backend) {
+/// Alice of acme, with "prod" linked to a fresh moto account running web-1, on a server
+/// whose clock is `ahead` of the real one; the proxy records what reached STS.
+async fn alice_with_web_1(backend: Backend, ahead: Duration) -> (RecordingProxy, TestServer) {
     let proxy = RecordingProxy::start(&MOTO).await;
-    let server = TestServer::start_full(&PKI, backend, &proxy.url, |_| {}).await;
+    let clock = voxgate::clock::ManualClock::new(time::OffsetDateTime::now_utc() + ahead);
+    let server = TestServer::start_on(
+        &PKI,
+        TestDb::new(backend).await,
+        sdk_config(&proxy.url),
+        clock,
+        |_| {},
+    )
+    .await;
     let account = fresh_account_id();
     seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
     let acme = server.tenant("acme").await;
     server.enrol(&acme, "alice", ALICE).await;
     server.link(&acme, "prod", &account, "eu-west-1").await;
+    (proxy, server)
+}
+
+on_both_backends!(one_sts_call_for_many_requests_and_a_refresh_near_expiry);
+async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backend) {
+    let (proxy, server) = alice_with_web_1(backend, Duration::ZERO).await;
 
     let requests =
         (0..12).map(|_| server.say(intent_from(ALICE, "ListInstancesIntent", &[], server.now())));
@@ -149,22 +164,7 @@ async fn one_sts_call_for_many_requests_and_a_refresh_near_expiry(backend: Backe
 /// many requests, and a refresh only when its own 15 minutes are nearly over.
 #[tokio::test]
 async fn a_clock_ahead_of_aws_still_shares_one_sts_call() {
-    let proxy = RecordingProxy::start(&MOTO).await;
-    let clock =
-        voxgate::clock::ManualClock::new(time::OffsetDateTime::now_utc() + Duration::minutes(20));
-    let server = TestServer::start_on(
-        &PKI,
-        TestDb::new(Backend::Sqlite).await,
-        sdk_config(&proxy.url),
-        clock,
-        |_| {},
-    )
-    .await;
-    let account = fresh_account_id();
-    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
-    let acme = server.tenant("acme").await;
-    server.enrol(&acme, "alice", ALICE).await;
-    server.link(&acme, "prod", &account, "eu-west-1").await;
+    let (proxy, server) = alice_with_web_1(Backend::Sqlite, Duration::minutes(20)).await;
 
     let requests =
         (0..12).map(|_| server.say(intent_from(ALICE, "ListInstancesIntent", &[], server.now())));
@@ -204,22 +204,7 @@ async fn a_clock_ahead_of_aws_still_shares_one_sts_call() {
 /// refreshed when its real 15 minutes are nearly over (AWS would refuse it after them).
 #[tokio::test]
 async fn a_clock_set_back_does_not_keep_expired_credentials() {
-    let proxy = RecordingProxy::start(&MOTO).await;
-    let clock =
-        voxgate::clock::ManualClock::new(time::OffsetDateTime::now_utc() + Duration::minutes(20));
-    let server = TestServer::start_on(
-        &PKI,
-        TestDb::new(Backend::Sqlite).await,
-        sdk_config(&proxy.url),
-        clock,
-        |_| {},
-    )
-    .await;
-    let account = fresh_account_id();
-    seed_instance(&ec2_in(&account, "eu-west-1").await, "web-1", &[], true).await;
-    let acme = server.tenant("acme").await;
-    server.enrol(&acme, "alice", ALICE).await;
-    server.link(&acme, "prod", &account, "eu-west-1").await;
+    let (proxy, server) = alice_with_web_1(Backend::Sqlite, Duration::minutes(20)).await;
     let list = || server.say(intent_from(ALICE, "ListInstancesIntent", &[], server.now()));
     list().await;
     assert_eq!(proxy.assume_role_calls().len(), 1);
