@@ -173,8 +173,12 @@ fn an_address_in_use_is_reported() {
     );
 }
 
-#[test]
-fn serve_runs_warns_when_insecure_and_stops_gracefully() {
+type Lines = std::io::Lines<BufReader<std::process::ChildStderr>>;
+
+/// `voxgate serve` on a free loopback port without verification, with `extra` flags: the
+/// process, its log from the line after "listening on", the address, and the lines
+/// before it.
+fn serve_insecure(extra: &[&str]) -> (std::process::Child, Lines, String, Vec<String>) {
     let mut child = voxgate()
         .args([
             "serve",
@@ -184,24 +188,33 @@ fn serve_runs_warns_when_insecure_and_stops_gracefully() {
             "--skill-id",
             "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
         ])
+        .args(extra)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut warned = false;
-    let mut addr = None;
-    while addr.is_none() && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        warned |= line.contains("verification is OFF");
+    let mut before = Vec::new();
+    while let Some(Ok(line)) = lines.next() {
         if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            return (child, lines, addr, before);
         }
+        before.push(line);
     }
-    let addr = addr.expect("voxgate reports the address it bound");
-    assert!(warned, "a loud warning when verification is skipped");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("voxgate did not report the address it bound: {before:?}");
+}
+
+#[test]
+fn serve_runs_warns_when_insecure_and_stops_gracefully() {
+    let (mut child, _lines, addr, before) = serve_insecure(&[]);
+    assert!(
+        before.iter().any(|l| l.contains("verification is OFF")),
+        "a loud warning when verification is skipped: {before:?}"
+    );
 
     let body = reqwest::blocking_get(&format!("http://{addr}/healthz"));
     assert!(body.contains("\"ok\""), "{body}");
@@ -229,31 +242,7 @@ fn serve_runs_warns_when_insecure_and_stops_gracefully() {
 /// whose body is still arriving, the second ends the process with 130 and says so.
 #[test]
 fn a_second_stop_signal_stops_at_once() {
-    let mut child = voxgate()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--insecure-skip-verification",
-            "--skill-id",
-            "amzn1.ask.skill.11111111-2222-3333-4444-555555555555",
-            "--body-timeout",
-            "300",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut addr = None;
-    while addr.is_none() {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = Some(rest.split_whitespace().next().unwrap().to_owned());
-        }
-    }
-    let addr = addr.expect("voxgate reports the address it bound");
+    let (mut child, mut lines, addr, _) = serve_insecure(&["--body-timeout", "300"]);
     // A request whose body has not all arrived: the drain waits for it.
     let mut slow = std::net::TcpStream::connect(&addr).unwrap();
     write!(

@@ -518,17 +518,14 @@ impl Broker {
         }
         metrics::counter!(crate::metrics::CREDENTIAL_CACHE, "result" => "miss").increment(1);
         let asked = self.clock.monotonic().as_secs();
+        let duration = duration.clamp(MIN_SESSION, MAX_SESSION);
         let (plain, expires_at, aws_account) = self
             .assume(account, user, Some(&policy_json), duration)
             .await?;
         let fresh = Entry {
-            sealed: self.encrypt(&plain, &key)?.into_boxed_slice(),
+            sealed: self.encrypt(&plain, &key)?,
             expires_at: expires_at.unix_timestamp(),
-            deadline: asked
-                + duration
-                    .clamp(MIN_SESSION, MAX_SESSION)
-                    .whole_seconds()
-                    .unsigned_abs(),
+            deadline: asked + duration.whole_seconds().unsigned_abs(),
             aws_account: aws_account
                 .parse()
                 .map_err(|_| BrokerError::Unseal(SealError::Corrupt))?,
@@ -621,23 +618,27 @@ impl Broker {
         ))
     }
 
-    fn encrypt(&self, plain: &PlainCredentials, key: &CacheKey) -> Result<Vec<u8>, BrokerError> {
+    /// The nonce, the credentials encrypted in place after it, and the tag: one
+    /// allocation of the exact size, bound to `key`.
+    fn encrypt(&self, plain: &PlainCredentials, key: &CacheKey) -> Result<Box<[u8]>, BrokerError> {
         let memory_error = || BrokerError::Sts("could not protect credentials in memory".into());
-        let mut buffer = plain.to_bytes().ok_or_else(memory_error)?;
+        let plain = plain.to_bytes().ok_or_else(memory_error)?;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| memory_error())?;
-        let mut sealed = buffer.to_vec();
-        buffer.zeroize();
-        self.memory_key
-            .seal_in_place_append_tag(
+        let mut sealed = vec![0u8; NONCE_LEN + plain.len() + AES_256_GCM.tag_len()];
+        let (head, tail) = sealed.split_at_mut(NONCE_LEN + plain.len());
+        head[..NONCE_LEN].copy_from_slice(&nonce);
+        head[NONCE_LEN..].copy_from_slice(&plain);
+        let tag = self
+            .memory_key
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(key)),
-                &mut sealed,
+                Aad::from(key.0),
+                &mut head[NONCE_LEN..],
             )
             .map_err(|_| memory_error())?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        tail.copy_from_slice(tag.as_ref());
+        Ok(sealed.into_boxed_slice())
     }
 
     fn session_from(
@@ -652,7 +653,7 @@ impl Broker {
         let mut buffer = Zeroizing::new(ciphertext.to_vec());
         let plain = self
             .memory_key
-            .open_in_place(nonce, Aad::from(aad(key)), buffer.as_mut_slice())
+            .open_in_place(nonce, Aad::from(key.0), buffer.as_mut_slice())
             .map_err(|_| memory_error())?;
         let plain = PlainCredentials::from_bytes(plain).ok_or_else(memory_error)?;
         let expiry = std::time::UNIX_EPOCH
@@ -670,10 +671,6 @@ impl Broker {
             aws_account: format!("{:012}", entry.aws_account),
         })
     }
-}
-
-fn aad(key: &CacheKey) -> [u8; 32] {
-    key.0
 }
 
 fn classify(

@@ -334,6 +334,44 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// The rows of `table` (`users`, `aws_accounts`) not removed: one tenant's, found
+    /// through its index, or every tenant's.
+    async fn live_of_tenant(
+        &self,
+        columns: &str,
+        table: &str,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        let (of_tenant, order) = match tenant {
+            Some(_) => ("tenant_id = $1 AND ", "lower(name)"),
+            None => ("", "tenant_id, lower(name)"),
+        };
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE {of_tenant}removed_at IS NULL ORDER BY {order}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(tenant) = tenant {
+            query = query.bind(tenant.as_str());
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
+
+    /// The user, not removed and of a tenant not removed, whose `column` (`alexa_user_id`,
+    /// `oauth_subject`: unique) is `value`; `EXISTS` checks that one tenant by its key.
+    async fn live_user_by(&self, column: &str, value: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1 AND removed_at IS NULL \
+             AND EXISTS (SELECT 1 FROM tenants WHERE tenants.id = users.tenant_id \
+             AND tenants.removed_at IS NULL)"
+        ))
+        .bind(value)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+}
+
 /// Listens on [`EVENT_CHANNEL`] and relays every notification; reconnects if the
 /// connection drops (sqlx's listener does), and stops when nobody can receive any more.
 async fn listen(url: &str) -> Result<tokio::sync::broadcast::Sender<String>, sqlx::Error> {
@@ -468,75 +506,25 @@ impl Store for SqlStore {
     }
 
     async fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, StoreError> {
-        // One tenant's users are found through its index; "all" reads the table.
-        let rows = match tenant {
-            Some(tenant) => {
-                sqlx::query(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
-                     AND removed_at IS NULL ORDER BY lower(name)"
-                ))
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {USER_COLUMNS} FROM users WHERE removed_at IS NULL \
-                     ORDER BY tenant_id, lower(name)"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = self.live_of_tenant(USER_COLUMNS, "users", tenant).await?;
         Ok(rows.iter().map(user_from).collect::<Result<_, _>>()?)
     }
 
     async fn user_by_alexa_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE alexa_user_id = $1 AND removed_at IS NULL \
-             AND EXISTS (SELECT 1 FROM tenants WHERE tenants.id = users.tenant_id \
-             AND tenants.removed_at IS NULL)"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from).transpose()?)
+        self.live_user_by("alexa_user_id", id).await
     }
 
     async fn user_by_oauth_subject(&self, subject: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE oauth_subject = $1 AND removed_at IS NULL \
-             AND EXISTS (SELECT 1 FROM tenants WHERE tenants.id = users.tenant_id \
-             AND tenants.removed_at IS NULL)"
-        ))
-        .bind(subject)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from).transpose()?)
+        self.live_user_by("oauth_subject", subject).await
     }
 
     async fn accounts(&self, tenant: Option<&TenantId>) -> Result<Vec<LinkedAccount>, StoreError> {
-        let rows = match tenant {
-            Some(tenant) => {
-                sqlx::query(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE tenant_id = $1 \
-                     AND removed_at IS NULL ORDER BY lower(name)"
-                ))
-                .bind(tenant.as_str())
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {ACCOUNT_COLUMNS} FROM aws_accounts WHERE removed_at IS NULL \
-                     ORDER BY tenant_id, lower(name)"
-                ))
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+        let rows = self
+            .live_of_tenant(ACCOUNT_COLUMNS, "aws_accounts", tenant)
+            .await?;
         Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
+
     async fn publish_event(&self, payload: &str) -> Result<bool, StoreError> {
         if self.events.is_none() {
             return Ok(false);
