@@ -29,6 +29,10 @@ pub const KMS_CALLS: &str = "voxgate_kms_calls_total";
 pub const CREDENTIAL_CACHE: &str = "voxgate_credential_cache_total";
 /// Cached sessions dropped because the cache was full.
 pub const CREDENTIAL_CACHE_EVICTIONS: &str = "voxgate_credential_cache_evictions_total";
+/// SQLite commits (each waits for the disk once).
+pub const SQLITE_COMMITS: &str = "voxgate_sqlite_commits_total";
+/// SQLite write transactions committed (several may share one commit).
+pub const SQLITE_WRITES: &str = "voxgate_sqlite_write_transactions_total";
 
 /// Latency buckets in seconds: Alexa waits at most 8 s.
 const BUCKETS: &[f64] = &[
@@ -83,6 +87,16 @@ fn describe() {
     describe_counter!(
         CREDENTIAL_CACHE_EVICTIONS,
         "Cached sessions dropped because the cache was full (asked for again when needed)."
+    );
+    describe_counter!(
+        SQLITE_COMMITS,
+        "SQLite commits, each one wait for the disk; the write transactions that queued \
+         meanwhile share it."
+    );
+    describe_counter!(
+        SQLITE_WRITES,
+        "SQLite write transactions committed (divided by voxgate_sqlite_commits_total: how \
+         many shared a commit)."
     );
 }
 

@@ -83,6 +83,85 @@ async fn concurrent_appends_form_one_intact_chain(backend: Backend) {
     );
 }
 
+/// A counter from the process's metrics (0 before anything counted it).
+fn counter(name: &str) -> u64 {
+    voxgate::metrics::render()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// SQLite commits the write transactions that queued meanwhile together (one wait for
+/// the disk for several), and a transaction given up among them is undone alone: the
+/// others' records form one intact chain without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_at_once_share_sqlite_commits_and_one_given_up_undoes_only_itself() {
+    voxgate::metrics::handle();
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let log = audit_log(&db, store.clone()).await;
+    let (commits, writes) = (
+        counter("voxgate_sqlite_commits_total"),
+        counter("voxgate_sqlite_write_transactions_total"),
+    );
+    let tasks: Vec<_> = (0..64)
+        .map(|n| {
+            let (log, store) = (log.clone(), store.clone());
+            tokio::spawn(async move {
+                if n % 8 == 3 {
+                    // Written, then given up: rolled back, nothing of it stays.
+                    let mut tx = store.begin().await.unwrap();
+                    tx.append_audit(&entry(n, Outcome::Held).draft(), log.key())
+                        .await
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                    drop(tx);
+                    None
+                } else {
+                    Some(log.append(&entry(n, Outcome::Held)).await.unwrap().seq)
+                }
+            })
+        })
+        .collect();
+    let mut seqs: Vec<i64> = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=56).collect::<Vec<_>>());
+    let (commits, writes) = (
+        counter("voxgate_sqlite_commits_total") - commits,
+        counter("voxgate_sqlite_write_transactions_total") - writes,
+    );
+    assert!(writes >= 56, "{writes} write transactions counted");
+    assert!(
+        commits < writes,
+        "{writes} write transactions took {commits} commits"
+    );
+
+    let (code, out, err) = voxgate(&db, &["audit", "verify"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("The audit log is intact: 56 records."),
+        "{out}"
+    );
+    // What each record says is its own: none carries the given-up transactions' summary.
+    let mut summaries: Vec<String> = store
+        .audit_records(None, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.summary)
+        .collect();
+    summaries.sort();
+    let mut kept: Vec<String> = (0..64)
+        .filter(|n| n % 8 != 3)
+        .map(|n| entry(n, Outcome::Held).summary)
+        .collect();
+    kept.sort();
+    assert_eq!(summaries, kept);
+}
+
 on_both_backends!(verify_finds_the_first_tampered_record);
 async fn verify_finds_the_first_tampered_record(backend: Backend) {
     let db = TestDb::new(backend).await;

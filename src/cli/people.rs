@@ -136,7 +136,7 @@ pub(super) async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
             let tenant = match tx.add_tenant(&name, now()).await {
                 Ok(tenant) => tenant,
                 Err(StoreError::Duplicate(_)) => {
-                    drop(tx);
+                    tx.rollback().await?;
                     return Err(tenant_clash(changing.store.as_ref(), &name).await);
                 }
                 Err(other) => return Err(other.into()),
@@ -380,7 +380,7 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
             let user = match tx.add_user(&new, now()).await {
                 Ok(user) => user,
                 Err(StoreError::Duplicate(_)) => {
-                    drop(tx);
+                    tx.rollback().await?;
                     return Err(user_clash(store, &tenant, &new).await?);
                 }
                 Err(other) => return Err(other.into()),

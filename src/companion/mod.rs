@@ -187,7 +187,7 @@ pub async fn pair(
         None => None,
     };
     let Some(user) = user else {
-        drop(tx);
+        tx.rollback().await?;
         let _ = audit
             .append(&Entry {
                 at: now.unix_timestamp(),
@@ -246,6 +246,7 @@ pub async fn revoke(
 ) -> Result<bool, PairingError> {
     let mut tx = store.begin().await?;
     if !tx.revoke_device(device_id, now.unix_timestamp()).await? {
+        tx.rollback().await?;
         return Ok(false);
     }
     let (outcome, actor, summary) = if by_device {

@@ -134,7 +134,7 @@ impl Gate {
             .approve_challenge(&challenge.id, step, now.unix_timestamp(), MAX_WRONG_CODES)
             .await?
         {
-            drop(tx);
+            tx.rollback().await?;
             // Something else ended it between our look and our move: say what.
             return Ok(match self.challenge_of(user, &challenge.id).await {
                 Ok(Some(current)) => self.after_end(current, true, actor).await,
@@ -242,7 +242,7 @@ impl Gate {
         }
         let next_lockout = (failures + 1 >= LOCKOUT_AFTER).then(|| lockout(failures + 1));
         let Some(wrong) = tx.count_wrong_code(&challenge.id).await? else {
-            drop(tx);
+            tx.rollback().await?;
             return Ok(match self.challenge_of(user, &challenge.id).await {
                 Ok(Some(current)) => self.after_end(current, false, actor).await,
                 Ok(None) => Verdict::NothingPending,

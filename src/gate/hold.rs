@@ -80,7 +80,7 @@ impl Gate {
         match tx.insert_challenge(&row).await {
             Ok(()) => {}
             Err(StoreError::Duplicate(_)) => {
-                drop(tx);
+                tx.rollback().await?;
                 // Lost a race with another hold for the same user.
                 let existing = self
                     .pending(&user.id)

@@ -359,6 +359,7 @@ impl Gate {
                 .move_challenge(&row.id, &[from], to.as_str(), now)
                 .await?
             {
+                tx.rollback().await?;
                 return Ok::<bool, GateError>(false);
             }
             let entry = Entry {

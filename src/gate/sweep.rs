@@ -18,6 +18,7 @@ impl Gate {
             .move_challenge(&challenge.id, from, to.as_str(), now)
             .await?
         {
+            tx.rollback().await?;
             return Ok(false);
         }
         self.audit.commit_with(tx, &entry).await?;

@@ -6,6 +6,7 @@
 //! The store keeps secrets only sealed (see [`crate::cloud::seal`]); it never sees a
 //! plaintext role ARN, ExternalId, key or token.
 
+mod group;
 mod ledger;
 pub mod model;
 mod sql;
@@ -62,6 +63,12 @@ pub enum StoreError {
          process (stop the other one, or run several replicas on PostgreSQL)"
     )]
     AlreadyServed(String),
+    /// The database's writer stayed busy (another write held it for the whole wait).
+    #[error("the database stayed busy with other writes; nothing was written")]
+    Busy,
+    /// A commit failed: none of the transaction's writes happened.
+    #[error("database error: the commit failed, nothing was written: {0}")]
+    Commit(String),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Backend(#[from] sqlx::Error),
@@ -346,6 +353,11 @@ pub trait StoreTx: Send {
     ) -> Result<AuditRecord, StoreError>;
     /// Makes it all durable.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+    /// Ends it without writing anything. Unlike dropping it, this returns only once what
+    /// this transaction saw of others is committed (on SQLite, the writes that ran before
+    /// it in its group), so what is read next, on any connection, is at least as new: use
+    /// it when a transaction found it lost a race and the state is read again to say why.
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Opens the store at `url` to look only (no migrations, nothing written, a missing SQLite

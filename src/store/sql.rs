@@ -7,6 +7,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Executor as _, Row as _};
 
+use super::group::{GroupWriter, Member};
 use super::model::Sealed;
 use super::model::*;
 use super::{Store, StoreError, StoreTx};
@@ -30,6 +31,9 @@ pub struct SqlStore {
     /// One connection for the replay ledger, committing without waiting for the disk
     /// (see [`SqlStore::connect`]).
     ledger: AnyPool,
+    /// SQLite's writer, committing the transactions that queue together (see
+    /// [`super::group`]); none when connected only to look.
+    writer: Option<GroupWriter>,
     backend: Backend,
     /// The SQLite file (SQLite only).
     sqlite_file: Option<std::path::PathBuf>,
@@ -253,6 +257,7 @@ impl SqlStore {
             Self {
                 ledger: pool.clone(),
                 pool,
+                writer: None,
                 backend,
                 sqlite_file,
                 events: None,
@@ -324,9 +329,11 @@ impl SqlStore {
             Backend::Sqlite => None,
         };
         let sqlite_file = (backend == Backend::Sqlite).then(|| sqlite_path(&url));
+        let writer = (backend == Backend::Sqlite).then(|| GroupWriter::new(&url));
         Ok(Self {
             pool,
             ledger,
+            writer,
             backend,
             sqlite_file,
             events,
@@ -469,11 +476,17 @@ impl Store for SqlStore {
         forget_after: i64,
         packed: &[u8],
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO seen_request_digests (forget_after, digests) VALUES ($1, $2)")
-            .bind(forget_after)
-            .bind(packed.to_vec())
-            .execute(&self.ledger)
-            .await?;
+        let insert =
+            sqlx::query("INSERT INTO seen_request_digests (forget_after, digests) VALUES ($1, $2)")
+                .bind(forget_after)
+                .bind(packed.to_vec());
+        // On SQLite in the group of the process's writes: a write beside the writer would
+        // make one of them wait in SQLite's busy handler, which sleeps in steps of
+        // milliseconds.
+        match self.writer {
+            Some(_) => self.write_one(insert).await?,
+            None => insert.execute(&self.ledger).await?,
+        };
         Ok(())
     }
 
@@ -577,29 +590,28 @@ impl Store for SqlStore {
     }
 
     async fn forget_request_ids(&self, before: i64) -> Result<u64, StoreError> {
-        let ids = sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1")
-            .bind(before)
-            .execute(&self.pool)
+        let ids = self
+            .write_one(sqlx::query("DELETE FROM seen_requests WHERE expires_at < $1").bind(before))
             .await?
             .rows_affected();
-        let rows = sqlx::query("DELETE FROM seen_request_digests WHERE forget_after < $1")
-            .bind(before)
-            .execute(&self.pool)
+        let rows = self
+            .write_one(
+                sqlx::query("DELETE FROM seen_request_digests WHERE forget_after < $1")
+                    .bind(before),
+            )
             .await?
             .rows_affected();
         Ok(ids + rows)
     }
 
     async fn service_secret_once(&self, name: &str, sealed: &Sealed) -> Result<Sealed, StoreError> {
-        match sqlx::query("INSERT INTO service_secrets (name, sealed) VALUES ($1, $2)")
+        let insert = sqlx::query("INSERT INTO service_secrets (name, sealed) VALUES ($1, $2)")
             .bind(name)
-            .bind(sealed.as_bytes().to_vec())
-            .execute(&self.pool)
-            .await
-        {
+            .bind(sealed.as_bytes().to_vec());
+        match self.write_one(insert).await {
             Ok(_) => {}
-            Err(e) if unique_violation(&e) => {}
-            Err(e) => return Err(e.into()),
+            Err(StoreError::Backend(e)) if unique_violation(&e) => {}
+            Err(e) => return Err(e),
         }
         self.service_secret(name)
             .await?
@@ -687,13 +699,14 @@ impl Store for SqlStore {
     }
 
     async fn set_totp_key_once(&self, user: &UserId, key: &Sealed) -> Result<Sealed, StoreError> {
-        sqlx::query(
-            "UPDATE users SET totp_key_sealed = $1 WHERE id = $2 AND totp_key_sealed IS NULL \
+        self.write_one(
+            sqlx::query(
+                "UPDATE users SET totp_key_sealed = $1 WHERE id = $2 AND totp_key_sealed IS NULL \
              AND removed_at IS NULL",
+            )
+            .bind(key.as_bytes().to_vec())
+            .bind(user.as_str()),
         )
-        .bind(key.as_bytes().to_vec())
-        .bind(user.as_str())
-        .execute(&self.pool)
         .await?;
         self.totp_key(user)
             .await?
@@ -766,27 +779,27 @@ impl Store for SqlStore {
         until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let take = sqlx::query(
             "UPDATE challenges SET checking_until = $1, checking_owner = $2 WHERE id = $3 \
              AND state = 'pending' AND (checking_until IS NULL OR checking_until <= $4)",
         )
         .bind(until)
         .bind(owner)
         .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .bind(now);
+        let result = self.write_one(take).await?;
         Ok(result.rows_affected() == 1)
     }
 
     async fn release_check_turn(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE challenges SET checking_until = NULL, checking_owner = NULL \
+        self.write_one(
+            sqlx::query(
+                "UPDATE challenges SET checking_until = NULL, checking_owner = NULL \
              WHERE id = $1 AND checking_owner = $2",
+            )
+            .bind(id)
+            .bind(owner),
         )
-        .bind(id)
-        .bind(owner)
-        .execute(&self.pool)
         .await?;
         Ok(())
     }
@@ -877,16 +890,40 @@ impl Store for SqlStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>, StoreError> {
-        let tx = match self.backend {
+        Ok(Box::new(self.begin_sql().await?))
+    }
+}
+
+impl SqlStore {
+    /// Starts a write transaction: on SQLite in the group of the process's writes, on
+    /// PostgreSQL one of its own.
+    async fn begin_sql(&self) -> Result<SqlTx, StoreError> {
+        let tx = match (&self.writer, self.backend) {
+            (Some(writer), _) => Writing::Grouped(writer.begin().await?),
             // Take SQLite's write lock at once: a transaction that reads first and writes
             // later could not upgrade its lock when another writer got there first.
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            (None, Backend::Sqlite) => Writing::Own(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            (None, Backend::Postgres) => Writing::Own(self.pool.begin().await?),
         };
-        Ok(Box::new(SqlTx {
+        Ok(SqlTx {
             tx,
             backend: self.backend,
-        }))
+        })
+    }
+
+    /// Runs one writing statement: on SQLite in the group of the process's writes (a
+    /// write beside it would wait for SQLite's lock), on PostgreSQL on the pool.
+    async fn write_one<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult, StoreError> {
+        if self.writer.is_none() {
+            return Ok(query.execute(&self.pool).await?);
+        }
+        let mut tx = self.begin_sql().await?;
+        let done = query.execute(tx.conn()).await?;
+        Box::new(tx).commit().await?;
+        Ok(done)
     }
 }
 
@@ -901,11 +938,27 @@ fn device_from(row: &sqlx::any::AnyRow) -> Result<Device, sqlx::Error> {
 
 /// A transaction on the SQL store; rolled back if dropped uncommitted.
 struct SqlTx {
-    tx: sqlx::Transaction<'static, sqlx::Any>,
+    tx: Writing,
     backend: Backend,
 }
 
+/// How a transaction writes.
+enum Writing {
+    /// On SQLite: in the process's group of write transactions.
+    Grouped(Member),
+    /// On PostgreSQL: a transaction of its own.
+    Own(sqlx::Transaction<'static, sqlx::Any>),
+}
+
 impl SqlTx {
+    /// The connection to run this transaction's statements on.
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        match &mut self.tx {
+            Writing::Grouped(member) => member.conn(),
+            Writing::Own(tx) => tx,
+        }
+    }
+
     /// Challenges of a user or an account (`column`) still waiting for a code (not past
     /// their time) or running.
     async fn active_operations(
@@ -920,7 +973,7 @@ impl SqlTx {
         ))
         .bind(id)
         .bind(now)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn())
         .await?;
         Ok(row.try_get("n")?)
     }
@@ -938,7 +991,7 @@ impl SqlTx {
             "SELECT 1 AS one FROM {table} WHERE id = $1 AND removed_at IS NULL{lock}"
         ))
         .bind(id)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         Ok(row.is_some())
     }
@@ -971,7 +1024,7 @@ impl StoreTx for SqlTx {
         .bind(c.wrong_codes)
         .bind(c.used_step)
         .bind(c.closed_at)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -1001,7 +1054,7 @@ impl StoreTx for SqlTx {
         .bind(now)
         .bind(id)
         .bind(max_wrong)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -1022,7 +1075,7 @@ impl StoreTx for SqlTx {
             .bind(now)
             .bind(id)
             .bind(*state)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
             if result.rows_affected() == 1 {
                 return Ok(true);
@@ -1037,7 +1090,7 @@ impl StoreTx for SqlTx {
              RETURNING wrong_codes",
         )
         .bind(id)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         Ok(row.map(|r| r.try_get("wrong_codes")).transpose()?)
     }
@@ -1049,7 +1102,7 @@ impl StoreTx for SqlTx {
              RETURNING failures",
         )
         .bind(user.as_str())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn())
         .await?;
         Ok(row.try_get("failures")?)
     }
@@ -1058,7 +1111,7 @@ impl StoreTx for SqlTx {
         sqlx::query("UPDATE user_failures SET locked_until = $1 WHERE user_id = $2")
             .bind(until)
             .bind(user.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
         Ok(())
     }
@@ -1066,7 +1119,7 @@ impl StoreTx for SqlTx {
     async fn reset_user_failures(&mut self, user: &UserId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM user_failures WHERE user_id = $1")
             .bind(user.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
         Ok(())
     }
@@ -1084,7 +1137,7 @@ impl StoreTx for SqlTx {
         )
         .bind(now)
         .bind(user.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?
         .rows_affected();
         sqlx::query(
@@ -1094,7 +1147,7 @@ impl StoreTx for SqlTx {
         .bind(code_hash)
         .bind(user.as_str())
         .bind(expires_at)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         Ok(voided)
     }
@@ -1111,7 +1164,7 @@ impl StoreTx for SqlTx {
         )
         .bind(now)
         .bind(code_hash)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn())
         .await?;
         Ok(row.map(|r| r.try_get("user_id").map(UserId)).transpose()?)
     }
@@ -1131,7 +1184,7 @@ impl StoreTx for SqlTx {
         .bind(user.as_str())
         .bind(token_hash)
         .bind(now)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         Ok(())
     }
@@ -1141,7 +1194,7 @@ impl StoreTx for SqlTx {
             sqlx::query("UPDATE devices SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(device_id)
-                .execute(&mut *self.tx)
+                .execute(self.conn())
                 .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -1152,7 +1205,7 @@ impl StoreTx for SqlTx {
             .bind(id.as_str())
             .bind(name.as_str())
             .bind(now)
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await
             .map_err(|e| {
                 if unique_violation(&e) {
@@ -1185,7 +1238,7 @@ impl StoreTx for SqlTx {
         .bind(alexa.clone())
         .bind(oauth.clone())
         .bind(now)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -1229,7 +1282,7 @@ impl StoreTx for SqlTx {
         .bind(account.external_id.as_bytes().to_vec())
         .bind(account.external_id_digest.as_str())
         .bind(now)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -1257,7 +1310,7 @@ impl StoreTx for SqlTx {
             sqlx::query("UPDATE tenants SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL")
                 .bind(now)
                 .bind(id.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn())
                 .await?;
         if marked.rows_affected() == 0 {
             return Ok(Removal::Missing);
@@ -1268,7 +1321,7 @@ impl StoreTx for SqlTx {
              AND removed_at IS NULL) AS accounts",
         )
         .bind(id.as_str())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn())
         .await?;
         let (users, accounts): (i64, i64) = (left.try_get("users")?, left.try_get("accounts")?);
         if users + accounts > 0 {
@@ -1284,7 +1337,7 @@ impl StoreTx for SqlTx {
         )
         .bind(now)
         .bind(id.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         if marked.rows_affected() == 0 {
             return Ok(Removal::Missing);
@@ -1301,12 +1354,12 @@ impl StoreTx for SqlTx {
         )
         .bind(now)
         .bind(id.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         sqlx::query("UPDATE devices SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(id.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
         Ok(Removal::Removed)
     }
@@ -1319,7 +1372,7 @@ impl StoreTx for SqlTx {
         .bind(now)
         .bind(Vec::<u8>::new())
         .bind(id.as_str())
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await?;
         if marked.rows_affected() == 0 {
             return Ok(Removal::Missing);
@@ -1342,7 +1395,7 @@ impl StoreTx for SqlTx {
         // behind this transaction instead of racing for the next sequence number.
         let head =
             sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn())
                 .await?;
         let seq: i64 = head.try_get("seq")?;
         let prev_hash: String = head.try_get("hash")?;
@@ -1365,7 +1418,7 @@ impl StoreTx for SqlTx {
         .bind(record.prev_hash.as_str())
         .bind(record.hash.as_str())
         .bind(record.format)
-        .execute(&mut *self.tx)
+        .execute(self.conn())
         .await
         .map_err(|e| {
             if unique_violation(&e) {
@@ -1379,14 +1432,23 @@ impl StoreTx for SqlTx {
         })?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(record.hash.as_str())
-            .execute(&mut *self.tx)
+            .execute(self.conn())
             .await?;
         Ok(record)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        match self.tx {
+            Writing::Grouped(member) => member.commit().await,
+            Writing::Own(tx) => Ok(tx.commit().await?),
+        }
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError> {
+        match self.tx {
+            Writing::Grouped(member) => member.rollback().await,
+            Writing::Own(tx) => Ok(tx.rollback().await?),
+        }
     }
 }
 
