@@ -24,13 +24,19 @@
 //!    hold one challenge each, then confirm it with the right code (`gate.confirm` alone,
 //!    the code read just before, the approval finished afterwards, unmeasured); p50/p99/max.
 //!    Then what every request does first, one at a time: the speaker by Alexa user id and
-//!    their tenant's accounts, from the store.
+//!    their tenant's accounts, from the store. Then at steady offered rates (`--rates` /
+//!    `SCALE_RATES`, default 100,500,1000 a second; an open loop, each operation in a task
+//!    of its own): hold, confirm with the right code, finish; p50/p99/max of the hold and
+//!    of the confirm at each rate.
 //! 6. The ~55 minutes: for each spare account, a session with a second read policy (the
 //!    alarms') is made with the clock set 54 minutes back (50 concurrent calls: one STS
 //!    call), asked again at the real time, when it is 54 minutes old (50 calls: none), and
 //!    2 minutes later, 56 minutes old (50 calls: exactly one). With the stub, what STS saw
 //!    is checked too: one AssumeRole per account and policy, two for those refreshed at 56
 //!    minutes. Then the final table.
+//!
+//! `--database-url` / `SCALE_DATABASE_URL` names a PostgreSQL server (admin URL) to run on
+//! instead of SQLite, on a database of the run's own, dropped at the end.
 //!
 //! Settings (flags or environment): `--tenants` / `SCALE_TENANTS` (100000), `--samples` /
 //! `SCALE_SAMPLES` (2000), `--concurrency` / `SCALE_CONCURRENCY` (64, operations in flight),
@@ -94,6 +100,16 @@ struct Args {
     /// cost per request grows with the number of accounts it knows: fine to ~10,000).
     #[arg(long, env = "SCALE_STS", default_value = "stub", value_parser = ["stub", "moto"])]
     sts: String,
+    /// A PostgreSQL server to run on instead of SQLite (an admin URL such as
+    /// `postgres://postgres@127.0.0.1:5432/postgres`): the run creates a database of its
+    /// own there and drops it at the end.
+    #[arg(long, env = "SCALE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Offered rates (operations started per second, whatever is in flight) for the
+    /// steady-rate step: each operation holds, then confirms, then is finished, in a task
+    /// of its own started on time whatever is still running.
+    #[arg(long, env = "SCALE_RATES", value_delimiter = ',', default_values_t = [100.0, 500.0, 1000.0])]
+    rates: Vec<f64>,
     /// Internal: serve the STS stub on this port (the run starts itself with it).
     #[arg(long, hide = true)]
     serve_sts: Option<u16>,
@@ -152,11 +168,10 @@ struct Parts {
     clock: Arc<MovableClock>,
 }
 
-async fn parts(dir: &Path, aws: SdkConfig) -> anyhow::Result<Parts> {
+async fn parts(dir: &Path, url: &str, aws: SdkConfig) -> anyhow::Result<Parts> {
     let clock = Arc::new(MovableClock::default());
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let url = format!("sqlite://{}", dir.join("voxgate.db").display());
-    let store = voxgate::store::connect(&url).await?;
+    let store = voxgate::store::connect(url).await?;
     let sealing = voxgate::config::Sealing::LocalKeyFile(dir.join("voxgate.key"));
     let sealer = Arc::new(voxgate::cloud::sealer(&sealing, &aws)?);
     ensure!(
@@ -599,19 +614,75 @@ async fn together(
     Ok(latencies)
 }
 
-/// Pending challenges in the store now (read on a connection of our own).
-async fn pending_now(dir: &Path, now: i64) -> anyhow::Result<i64> {
+/// Pending challenges in the store now, and the store's size in bytes on PostgreSQL (read
+/// on a connection of our own).
+async fn pending_now(url: &str, now: i64) -> anyhow::Result<(i64, Option<i64>)> {
     use sqlx::Connection as _;
-    let url = format!("sqlite://{}?mode=ro", dir.join("voxgate.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await?;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
     let (count,): (i64,) = sqlx::query_as(
-        "SELECT count(*) FROM challenges WHERE state = 'pending' AND expires_at > ?1",
+        "SELECT count(*) FROM challenges WHERE state = 'pending' AND expires_at > $1",
     )
     .bind(now)
     .fetch_one(&mut conn)
     .await?;
+    let size = if url.starts_with("postgres") {
+        let (bytes,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
+            .fetch_one(&mut conn)
+            .await?;
+        Some(bytes)
+    } else {
+        None
+    };
     conn.close().await?;
-    Ok(count)
+    Ok((count, size))
+}
+
+/// A database of the run's own on the PostgreSQL server at `admin` (dropped by
+/// [`drop_database`]).
+async fn create_database(admin: &str) -> anyhow::Result<(String, String)> {
+    use sqlx::{Connection as _, Executor as _};
+    sqlx::any::install_default_drivers();
+    let name = format!("voxgate_scale_{}", std::process::id());
+    let mut conn = sqlx::AnyConnection::connect(admin)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL at {admin}"))?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.close().await?;
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
+    Ok((name.clone(), format!("{base}/{name}")))
+}
+
+async fn drop_database(admin: &str, name: &str) {
+    use sqlx::{Connection as _, Executor as _};
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(admin).await {
+        let _ = conn
+            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+            .await;
+        let _ = conn.close().await;
+    }
+}
+
+/// Runs `work(i)` for `i` in `0..n`, starting one every `1/rate` seconds whatever is still
+/// running (an open loop: a slow answer does not slow the offered load down).
+async fn at_rate<T, F, Fut>(n: usize, rate: f64, work: F) -> anyhow::Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+{
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut running = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        running.spawn(work(i));
+    }
+    let mut all = Vec::with_capacity(n);
+    while let Some(joined) = running.join_next().await {
+        all.push(joined.context("an operation panicked")??);
+    }
+    Ok(all)
 }
 
 #[tokio::main]
@@ -639,8 +710,27 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let server_pid = server.as_ref().map(|m| m.0.id());
-    let outcome = run(&args, &endpoint, server_pid).await;
+    let database = match &args.database_url {
+        Some(admin) => match create_database(admin).await {
+            Ok(made) => Some(made),
+            Err(error) => {
+                eprintln!("scale: {error:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let outcome = run(
+        &args,
+        &endpoint,
+        server_pid,
+        database.as_ref().map(|(_, url)| url.as_str()),
+    )
+    .await;
     drop(server);
+    if let (Some(admin), Some((name, _))) = (&args.database_url, &database) {
+        drop_database(admin, name).await;
+    }
     match outcome {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
@@ -673,18 +763,33 @@ fn copy_bytes((user, account): &Speaker) -> usize {
 
 /// The run; `Ok(false)` if the STS check failed.
 #[allow(clippy::too_many_lines)]
-async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Result<bool> {
+async fn run(
+    args: &Args,
+    endpoint: &str,
+    server_pid: Option<u32>,
+    postgres: Option<&str>,
+) -> anyhow::Result<bool> {
     ensure!(args.tenants >= FRESH, "--tenants must be at least {FRESH}");
     ensure!(args.samples >= 1, "--samples must be at least 1");
     ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    ensure!(
+        args.rates.iter().all(|r| r.is_finite() && *r > 0.0),
+        "--rates must be positive numbers (operations per second), e.g. 100,500,1000"
+    );
     let n = args.tenants;
     let samples = args.samples;
     let concurrency = args.concurrency;
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
+    let url = postgres.map_or_else(
+        || format!("sqlite://{}", dir.path().join("voxgate.db").display()),
+        str::to_owned,
+    );
+    let store_name = if postgres.is_some() { "PostgreSQL" } else { "SQLite" };
     println!(
-        "scale: {n} tenants, {samples} samples, {concurrency} in flight; store {}; AWS {endpoint}",
-        dir.path().display()
+        "scale: {n} tenants, {samples} samples, {concurrency} in flight; store {store_name} \
+         ({}); AWS {endpoint}",
+        postgres.map_or_else(|| dir.path().display().to_string(), str::to_owned)
     );
     let moto = args.sts == "moto";
     let sts_name = if moto { "moto_server" } else { "STS stub" };
@@ -693,7 +798,7 @@ async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Re
     } else {
         sdk_config(endpoint, "testing", "testing")
     };
-    let parts = Arc::new(parts(dir.path(), aws).await?);
+    let parts = Arc::new(parts(dir.path(), &url, aws).await?);
     let (rss_start, _) = memory_kib(None);
 
     // 1. Tenants, users, accounts (and the sample users and spare accounts). The harness
@@ -935,8 +1040,11 @@ async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Re
     let kept: Vec<Speaker> = (0..200).map(|k| speakers[k * n / 200].clone()).collect();
     drop(speakers);
     let rss = rss_with_copy.saturating_sub(copy_kib);
-    let (db_bytes, wal_bytes) = store_bytes(dir.path());
-    let pending = pending_now(dir.path(), parts.clock.now().unix_timestamp()).await?;
+    let (pending, pg_bytes) = pending_now(&url, parts.clock.now().unix_timestamp()).await?;
+    let (db_bytes, wal_bytes) = match pg_bytes {
+        Some(bytes) => (u64::try_from(bytes).unwrap_or(0), 0),
+        None => store_bytes(dir.path()),
+    };
     let server_memory = server_pid.map(|pid| memory_kib(Some(pid)).0);
     println!(
         "4. with {pending} challenges pending and {n} sessions cached: VmRSS {}, VmHWM {} (both \
@@ -1089,6 +1197,68 @@ async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Re
         ms(lookup_summary.max)
     );
 
+    // 5b. At a steady offered rate: operation i starts at i/rate s (in a task of its own,
+    // whatever is still running); it holds, confirms with the right code and is finished.
+    // The hold is timed from the task's start (the harness's timer is late by up to a
+    // millisecond, which is not voxgate's), the confirm from its own start (right after its
+    // hold). The sample users' earlier challenges are closed, so each may hold again.
+    let mut steady = Vec::new();
+    for (r, &rate) in args.rates.iter().enumerate() {
+        let t = Instant::now();
+        let timed = {
+            let (parts, actor, sample_speakers) = (
+                Arc::clone(&parts),
+                actor.clone(),
+                Arc::clone(&sample_speakers),
+            );
+            at_rate(samples, rate, move |i| {
+                let (parts, actor, sample_speakers) = (
+                    Arc::clone(&parts),
+                    actor.clone(),
+                    Arc::clone(&sample_speakers),
+                );
+                async move {
+                    let begun = Instant::now();
+                    let (user, account) = &sample_speakers[i];
+                    let operation = stop_instance(account, (4 + r) * n + i);
+                    let challenge = parts.gate.hold(user, &operation, &actor).await?;
+                    let hold = begun.elapsed();
+                    let code = parts.gate.current_code(&challenge).await?.code;
+                    let started = Instant::now();
+                    let verdict = parts
+                        .gate
+                        .confirm(user, Some(&challenge.id), &code, &actor)
+                        .await?;
+                    let confirm = started.elapsed();
+                    let Verdict::Approved(approved) = verdict else {
+                        bail!("the right code was not approved: {verdict:?}");
+                    };
+                    parts
+                        .gate
+                        .finish(&approved, Execution::Executed(None), &actor)
+                        .await?;
+                    anyhow::Ok((hold, confirm))
+                }
+            })
+            .await?
+        };
+        let spent = t.elapsed();
+        let (holds, confirms): (Vec<_>, Vec<_>) = timed.into_iter().unzip();
+        let (holds, confirms) = (summary(holds), summary(confirms));
+        println!(
+            "5b. {samples} operations offered at {rate:.0}/s (hold, confirm, finish), done in {}: \
+             hold p50 {} p99 {} max {}; confirm p50 {} p99 {} max {}",
+            secs(spent),
+            ms(holds.p50),
+            ms(holds.p99),
+            ms(holds.max),
+            ms(confirms.p50),
+            ms(confirms.p99),
+            ms(confirms.max)
+        );
+        steady.push((rate, holds, confirms));
+    }
+
     // 6. ~55 minutes, on the spare accounts with a second read policy (so their sessions are
     // new): one made with the clock 54 minutes back (one STS call each, 50 concurrent
     // calls), then asked at the real time, its age 54 minutes (cached: none), then at 56
@@ -1191,6 +1361,10 @@ async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Re
     line("session, STS miss (step 2)", &warm_summary);
     line("session, cache hit, N cached (x50)", &hit_summary);
     line("speaker lookup (1 in flight)", &lookup_summary);
+    for (rate, holds, confirms) in &steady {
+        line(&format!("hold, offered {rate:.0}/s"), holds);
+        line(&format!("confirm, offered {rate:.0}/s"), confirms);
+    }
     println!();
     println!(
         "memory: VmRSS {} less the harness's copy ({}) = {}; VmHWM {}; VmRSS at start {}, \
@@ -1204,7 +1378,7 @@ async fn run(args: &Args, endpoint: &str, server_pid: Option<u32>) -> anyhow::Re
         mib(rss_warm)
     );
     println!(
-        "store: {:.1} MB (+ WAL/shm {:.1} MB), {pending} challenges pending",
+        "store ({store_name}): {:.1} MB (+ WAL/shm {:.1} MB), {pending} challenges pending",
         db_bytes as f64 / 1e6,
         wal_bytes as f64 / 1e6
     );

@@ -13,7 +13,9 @@
 //! statements under `SAVEPOINT member`, releases the savepoint into the open transaction
 //! and gives the writer back; then it queues for the writer once more, behind everyone
 //! who was already waiting. Whoever of the batch gets the writer first with nobody's
-//! statements under way commits the batch and tells every member. A member that is
+//! statements under way commits the batch and tells every member. A member that finds
+//! nobody waiting for the writer commits at once (a batch of one: no queue to go through
+//! when the store is not busy). A member that is
 //! dropped uncommitted is rolled back to its savepoint alone. A failed commit fails every
 //! member of its batch: none of their writes happened, and each is told so.
 //!
@@ -21,6 +23,7 @@
 //! cannot leave the batch uncommitted or the database locked.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sqlx::{AnyConnection, Connection as _, Executor as _};
@@ -36,6 +39,8 @@ const WAIT: Duration = Duration::from_secs(10);
 pub(super) struct GroupWriter {
     url: Arc<str>,
     state: Arc<Mutex<State>>,
+    /// How many wait for the writer (to begin, or to commit a batch).
+    queued: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +66,7 @@ struct Batch {
 pub(super) struct Member {
     guard: Option<OwnedMutexGuard<State>>,
     state: Arc<Mutex<State>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl GroupWriter {
@@ -68,35 +74,43 @@ impl GroupWriter {
         Self {
             url: url.into(),
             state: Arc::new(Mutex::new(State::default())),
+            queued: Arc::default(),
         }
     }
 
     /// Starts a write transaction (waits for the writer at most [`WAIT`]).
     pub(super) async fn begin(&self) -> Result<Member, StoreError> {
-        let mut guard = tokio::time::timeout(WAIT, self.state.clone().lock_owned())
-            .await
-            .map_err(|_| StoreError::Busy)?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let locked = tokio::time::timeout(WAIT, self.state.clone().lock_owned()).await;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        let mut guard = locked.map_err(|_| StoreError::Busy)?;
         if guard.conn.is_none() {
             guard.conn = Some(open(&self.url).await?);
         }
         if guard.batch.is_none() {
             // Take the write lock at once (as every transaction here did before): a
-            // transaction that reads first could not upgrade its lock later.
-            run(&mut guard, "BEGIN IMMEDIATE").await?;
+            // transaction that reads first could not upgrade its lock later. One round
+            // trip to SQLite's thread for both statements.
+            if let Err(error) = run(&mut guard, "BEGIN IMMEDIATE; SAVEPOINT member").await {
+                // Nobody was released into it: closing the connection rolls back
+                // whatever of the two ran.
+                guard.conn = None;
+                return Err(error);
+            }
             let id = guard.next;
             guard.next += 1;
             guard.batch = Some(Batch {
                 id,
                 waiting: Vec::new(),
             });
-        }
-        if let Err(error) = run(&mut guard, "SAVEPOINT member").await {
+        } else if let Err(error) = run(&mut guard, "SAVEPOINT member").await {
             end_if_empty(&mut guard).await;
             return Err(error);
         }
         Ok(Member {
             guard: Some(guard),
             state: self.state.clone(),
+            queued: self.queued.clone(),
         })
     }
 }
@@ -122,16 +136,24 @@ impl Member {
         let batch = guard.batch.as_mut().expect("a member runs in a batch");
         batch.waiting.push(told);
         let id = batch.id;
-        drop(guard);
-        // Queue behind those already waiting for the writer; the first of this batch to
-        // get it back commits everyone's.
-        let state = self.state.clone();
-        tokio::spawn(async move {
-            let mut guard = state.lock_owned().await;
-            if guard.batch.as_ref().is_some_and(|batch| batch.id == id) {
-                commit_batch(&mut guard).await;
-            }
-        });
+        if self.queued.load(Ordering::SeqCst) == 0 {
+            // Nobody waits to add to the batch (or to commit it): commit it now, without
+            // a queue to wait in (in a task, as below, with the writer still held).
+            tokio::spawn(async move { commit_batch(&mut guard).await });
+        } else {
+            // Queue behind those already waiting for the writer; the first of this batch
+            // to get it back commits everyone's.
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            drop(guard);
+            let (state, queued) = (self.state.clone(), self.queued.clone());
+            tokio::spawn(async move {
+                let mut guard = state.lock_owned().await;
+                queued.fetch_sub(1, Ordering::SeqCst);
+                if guard.batch.as_ref().is_some_and(|batch| batch.id == id) {
+                    commit_batch(&mut guard).await;
+                }
+            });
+        }
         match outcome.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StoreError::Commit(reason)),
