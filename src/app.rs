@@ -264,14 +264,14 @@ impl App {
             .merge(crate::companion::page::router())
             // Latency of every routed request, by route (not by raw path).
             .route_layer(axum::middleware::from_fn(observe))
-            // Every body is read within the body timeout, a chunk at a time at least.
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-                settings.http.body_timeout,
-            ))
+            // No body timeout here: the routes that read a body bound it themselves (/alexa
+            // reads its whole body within the body timeout, the companion API answers
+            // within it), and the server cuts off a connection that stalls. A per-chunk
+            // timer on every request cost every request a timer in the runtime's wheel.
             // One id through every log line of a request, echoed as x-request-id.
             .layer(
                 tower::ServiceBuilder::new()
-                    .layer(axum::middleware::map_request(forget_client_request_id))
+                    .map_request(forget_client_request_id)
                     .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
                         RandomRequestId,
                     ))
@@ -568,8 +568,9 @@ impl tower_http::request_id::MakeRequestId for RandomRequestId {
     }
 }
 
-/// Drops an `x-request-id` the client sent: voxgate makes its own.
-async fn forget_client_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+/// Drops an `x-request-id` the client sent: voxgate makes its own. (A plain function:
+/// no future to make and box on every request.)
+fn forget_client_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
     request.headers_mut().remove("x-request-id");
     request
 }

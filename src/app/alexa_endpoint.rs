@@ -34,13 +34,13 @@ pub(super) async fn handle(
     let read = tokio::time::timeout(state.body_timeout, to_bytes(body, MAX_ALEXA_BODY_BYTES)).await;
     let bytes = match read {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(error)) if !timed_out(&error) => {
+        Ok(Err(_)) => {
             return refuse(
                 "body-too-large",
                 "request body is larger than 128 KiB or unreadable",
             );
         }
-        Ok(Err(_)) | Err(_) => {
+        Err(_) => {
             warn!("refused an /alexa request: its body did not arrive in time");
             return (
                 StatusCode::REQUEST_TIMEOUT,
@@ -121,18 +121,6 @@ fn count(request: &crate::alexa::envelope::Request) {
         RequestKind::Other { .. } => ("other", ""),
     };
     crate::metrics::alexa_requests(kind, intent).increment(1);
-}
-
-/// Whether a body read failed because the body stalled (the router's per-chunk timeout).
-fn timed_out(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }
 
 fn refuse(reason: &'static str, detail: &str) -> Response {
