@@ -647,7 +647,8 @@ async fn create_database(admin: &str) -> anyhow::Result<(String, String)> {
     let mut conn = sqlx::AnyConnection::connect(admin)
         .await
         .with_context(|| format!("cannot reach PostgreSQL at {admin}"))?;
-    conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
     conn.close().await?;
     let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
     Ok((name.clone(), format!("{base}/{name}")))
@@ -785,7 +786,11 @@ async fn run(
         || format!("sqlite://{}", dir.path().join("voxgate.db").display()),
         str::to_owned,
     );
-    let store_name = if postgres.is_some() { "PostgreSQL" } else { "SQLite" };
+    let store_name = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!(
         "scale: {n} tenants, {samples} samples, {concurrency} in flight; store {store_name} \
          ({}); AWS {endpoint}",
