@@ -162,6 +162,73 @@ async fn appends_at_once_share_sqlite_commits_and_one_given_up_undoes_only_itsel
     assert_eq!(summaries, kept);
 }
 
+/// Callers that go away while their transaction commits or is rolled back (a request
+/// timed out, a client that hung up) change no one else's outcome: every caller that is
+/// told its write is on disk finds it there, every caller told it failed finds nothing of
+/// it, and the chain stays intact. (Before, a rollback whose caller went away while it
+/// committed the batch of others left them told "failed" with their records written.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_go_away_mid_commit_do_not_change_what_others_are_told() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let log = audit_log(&db, store.clone()).await;
+    let mut told: Vec<(usize, bool)> = Vec::new();
+    for round in 0..30 {
+        let tasks: Vec<_> = (0..48)
+            .map(|i| {
+                let n = round * 100 + i;
+                let (log, store) = (log.clone(), store.clone());
+                tokio::spawn(async move {
+                    let mut tx = store.begin().await.unwrap();
+                    tx.append_audit(&entry(n, Outcome::Held).draft(), log.key())
+                        .await
+                        .unwrap();
+                    // Some go away after a few hundred microseconds, at any point.
+                    let patience = std::time::Duration::from_micros((i as u64 * 97) % 2500);
+                    if i % 3 == 0 {
+                        let _ = tokio::time::timeout(patience, tx.rollback()).await;
+                        None
+                    } else if i % 3 == 1 {
+                        match tokio::time::timeout(patience, tx.commit()).await {
+                            Ok(outcome) => Some((n, outcome.is_ok())),
+                            Err(_) => None,
+                        }
+                    } else {
+                        Some((n, tx.commit().await.is_ok()))
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            told.extend(task.await.unwrap());
+        }
+    }
+    // One more, so that whatever is still open is committed with it.
+    log.append(&entry(99_999, Outcome::Held)).await.unwrap();
+    let present: std::collections::HashSet<String> = store
+        .audit_records(None, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.summary)
+        .collect();
+    assert!(
+        told.iter().any(|(_, ok)| *ok),
+        "no commit was told it succeeded"
+    );
+    for (n, ok) in &told {
+        assert_eq!(
+            present.contains(&entry(*n, Outcome::Held).summary),
+            *ok,
+            "transaction {n} was told {} but its record is {}",
+            if *ok { "committed" } else { "failed" },
+            if *ok { "missing" } else { "there" }
+        );
+    }
+    let (code, out, err) = voxgate(&db, &["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 on_both_backends!(verify_finds_the_first_tampered_record);
 async fn verify_finds_the_first_tampered_record(backend: Backend) {
     let db = TestDb::new(backend).await;

@@ -19,8 +19,9 @@
 //! dropped uncommitted is rolled back to its savepoint alone. A failed commit fails every
 //! member of its batch: none of their writes happened, and each is told so.
 //!
-//! The commit runs in a task of its own, so a request that goes away while it waits
-//! cannot leave the batch uncommitted or the database locked.
+//! Beginning, committing and rolling back run in tasks of their own, so a request that
+//! goes away while it waits (a timeout, a client that hangs up) cannot leave a batch
+//! uncommitted, the database locked, or the members of its batch told the wrong outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,38 +81,84 @@ impl GroupWriter {
 
     /// Starts a write transaction (waits for the writer at most [`WAIT`]).
     pub(super) async fn begin(&self) -> Result<Member, StoreError> {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let locked = tokio::time::timeout(WAIT, self.state.clone().lock_owned()).await;
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        let mut guard = locked.map_err(|_| StoreError::Busy)?;
-        if guard.conn.is_none() {
-            guard.conn = Some(open(&self.url).await?);
-        }
-        if guard.batch.is_none() {
-            // Take the write lock at once (as every transaction here did before): a
-            // transaction that reads first could not upgrade its lock later. One round
-            // trip to SQLite's thread for both statements.
-            if let Err(error) = run(&mut guard, "BEGIN IMMEDIATE; SAVEPOINT member").await {
-                // Nobody was released into it: closing the connection rolls back
-                // whatever of the two ran.
-                guard.conn = None;
-                return Err(error);
+        let locked = {
+            let _waiting = Waiting::new(&self.queued);
+            tokio::time::timeout(WAIT, self.state.clone().lock_owned()).await
+        };
+        let guard = locked.map_err(|_| StoreError::Busy)?;
+        // The statements run in a task of their own: a caller that goes away meanwhile
+        // cannot leave a transaction begun and unknown to the batch.
+        let (told, started) = oneshot::channel();
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            let mut guard = guard;
+            let outcome = start(&mut guard, &url).await;
+            match outcome {
+                Ok(()) => {
+                    if let Err(Ok(mut guard)) = told.send(Ok(guard)) {
+                        // The caller went away: its (empty) transaction is undone.
+                        rolled_back(&mut guard).await;
+                    }
+                }
+                Err(error) => {
+                    let _ = told.send(Err(error));
+                }
             }
-            let id = guard.next;
-            guard.next += 1;
-            guard.batch = Some(Batch {
-                id,
-                waiting: Vec::new(),
-            });
-        } else if let Err(error) = run(&mut guard, "SAVEPOINT member").await {
-            end_if_empty(&mut guard).await;
-            return Err(error);
-        }
+        });
+        let guard = started
+            .await
+            .map_err(|_| StoreError::Commit("the writer stopped".into()))??;
         Ok(Member {
             guard: Some(guard),
             state: self.state.clone(),
             queued: self.queued.clone(),
         })
+    }
+}
+
+/// Opens the connection if need be, and a transaction for a new member: within the open
+/// batch, or a batch of its own.
+async fn start(guard: &mut State, url: &str) -> Result<(), StoreError> {
+    if guard.conn.is_none() {
+        guard.conn = Some(open(url).await?);
+    }
+    if guard.batch.is_none() {
+        // Take the write lock at once (as every transaction here did before): a
+        // transaction that reads first could not upgrade its lock later. One round trip
+        // to SQLite's thread for both statements.
+        if let Err(error) = run(guard, "BEGIN IMMEDIATE; SAVEPOINT member").await {
+            // Nobody was released into it: closing the connection rolls back whatever
+            // of the two ran.
+            guard.conn = None;
+            return Err(error);
+        }
+        let id = guard.next;
+        guard.next += 1;
+        guard.batch = Some(Batch {
+            id,
+            waiting: Vec::new(),
+        });
+    } else if let Err(error) = run(guard, "SAVEPOINT member").await {
+        end_if_empty(guard).await;
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// One who waits for the writer, counted for as long as this lives (also when the wait is
+/// given up).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(queued: &Arc<AtomicUsize>) -> Self {
+        queued.fetch_add(1, Ordering::SeqCst);
+        Self(queued.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -125,51 +172,60 @@ impl Member {
     }
 
     /// Commits this transaction with its batch: returns once the batch is on disk (or
-    /// failed).
+    /// failed). The work runs in a task of its own, so a caller that goes away meanwhile
+    /// changes nothing: its transaction is committed with the batch, and everyone in the
+    /// batch is told how the commit went.
     pub(super) async fn commit(mut self) -> Result<(), StoreError> {
-        let mut guard = self.guard.take().expect("a member commits once");
-        if let Err(error) = run(&mut guard, "RELEASE member").await {
-            rolled_back(&mut guard).await;
-            return Err(error);
-        }
+        let guard = self.guard.take().expect("a member commits once");
         let (told, outcome) = oneshot::channel();
-        let batch = guard.batch.as_mut().expect("a member runs in a batch");
-        batch.waiting.push(told);
-        let id = batch.id;
-        if self.queued.load(Ordering::SeqCst) == 0 {
-            // Nobody waits to add to the batch (or to commit it): commit it now, without
-            // a queue to wait in (in a task, as below, with the writer still held).
-            tokio::spawn(async move { commit_batch(&mut guard).await });
-        } else {
+        let (state, queued) = (self.state.clone(), self.queued.clone());
+        tokio::spawn(async move {
+            let mut guard = guard;
+            if let Err(error) = run(&mut guard, "RELEASE member").await {
+                rolled_back(&mut guard).await;
+                let _ = told.send(Err(error.to_string()));
+                return;
+            }
+            let batch = guard.batch.as_mut().expect("a member runs in a batch");
+            batch.waiting.push(told);
+            let id = batch.id;
+            if queued.load(Ordering::SeqCst) == 0 {
+                // Nobody waits to add to the batch (or to commit it): commit it now,
+                // without a queue to wait in.
+                commit_batch(&mut guard).await;
+                return;
+            }
             // Queue behind those already waiting for the writer; the first of this batch
             // to get it back commits everyone's.
-            self.queued.fetch_add(1, Ordering::SeqCst);
+            let waiting = Waiting::new(&queued);
             drop(guard);
-            let (state, queued) = (self.state.clone(), self.queued.clone());
-            tokio::spawn(async move {
-                let mut guard = state.lock_owned().await;
-                queued.fetch_sub(1, Ordering::SeqCst);
-                if guard.batch.as_ref().is_some_and(|batch| batch.id == id) {
-                    commit_batch(&mut guard).await;
-                }
-            });
-        }
+            let mut guard = state.lock_owned().await;
+            drop(waiting);
+            if guard.batch.as_ref().is_some_and(|batch| batch.id == id) {
+                commit_batch(&mut guard).await;
+            }
+        });
         match outcome.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(StoreError::Commit(reason)),
             Err(_) => Err(StoreError::Commit("the writer stopped".into())),
         }
     }
-}
 
-impl Member {
     /// Ends this transaction without writing; returns once the transactions released into
     /// its batch before it are committed (or failed), so that what is read next on another
-    /// connection is at least as new as what this one saw.
+    /// connection is at least as new as what this one saw. In a task of its own, as
+    /// [`Member::commit`]: a caller that goes away cannot cut the batch's commit short.
     pub(super) async fn rollback(mut self) -> Result<(), StoreError> {
-        let mut guard = self.guard.take().expect("a member ends once");
-        rolled_back(&mut guard).await;
-        commit_batch(&mut guard).await;
+        let guard = self.guard.take().expect("a member ends once");
+        let (done, finished) = oneshot::channel();
+        tokio::spawn(async move {
+            let mut guard = guard;
+            rolled_back(&mut guard).await;
+            commit_batch(&mut guard).await;
+            let _ = done.send(());
+        });
+        let _ = finished.await;
         Ok(())
     }
 }
