@@ -58,7 +58,9 @@ impl Gate {
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        // Whatever happens in the check, the turn is given back (only by its holder).
+        // Whatever happens in the check, the turn is given back (only by its holder), but
+        // for an approval: turns are taken only of a pending challenge, so an approved one
+        // needs none given back (one write less on the way to running the operation).
         let verdict = async {
             match self.challenge_of(user, &challenge.id).await {
                 Ok(Some(c)) => self.check(user, c, spoken, actor).await,
@@ -68,7 +70,9 @@ impl Gate {
             }
         }
         .await;
-        if let Err(error) = self.store.release_check_turn(&challenge.id, &owner).await {
+        if !matches!(verdict, Ok(Verdict::Approved(_)))
+            && let Err(error) = self.store.release_check_turn(&challenge.id, &owner).await
+        {
             tracing::warn!(%error, "could not give back a check turn; it lapses in 10 s");
         }
         verdict
