@@ -664,6 +664,26 @@ async fn drop_database(admin: &str, name: &str) {
     }
 }
 
+/// Confirms `challenge` with its right code (read first, untimed); returns how long the
+/// confirm took and the approved challenge.
+async fn confirm_timed(
+    gate: &Gate,
+    user: &User,
+    challenge: &voxgate::gate::Challenge,
+    actor: &Actor,
+) -> anyhow::Result<(Duration, voxgate::gate::Challenge)> {
+    let code = gate.current_code(challenge).await?.code;
+    let started = Instant::now();
+    let verdict = gate
+        .confirm(user, Some(&challenge.id), &code, actor)
+        .await?;
+    let spent = started.elapsed();
+    let Verdict::Approved(approved) = verdict else {
+        bail!("the right code was not approved: {verdict:?}");
+    };
+    Ok((spent, approved))
+}
+
 /// Runs `work(i)` for `i` in `0..n`, starting one every `1/rate` seconds whatever is still
 /// running (an open loop: a slow answer does not slow the offered load down).
 async fn at_rate<T, F, Fut>(n: usize, rate: f64, work: F) -> anyhow::Result<Vec<T>>
@@ -1130,17 +1150,7 @@ async fn run(
             let (parts, actor, held) = (Arc::clone(&parts), actor.clone(), Arc::clone(&held));
             async move {
                 let (user, challenge) = &held[i];
-                let code = parts.gate.current_code(challenge).await?.code;
-                let started = Instant::now();
-                let verdict = parts
-                    .gate
-                    .confirm(user, Some(&challenge.id), &code, &actor)
-                    .await?;
-                let spent = started.elapsed();
-                let Verdict::Approved(approved) = verdict else {
-                    bail!("the right code was not approved: {verdict:?}");
-                };
-                anyhow::Ok((spent, approved))
+                confirm_timed(&parts.gate, user, challenge, &actor).await
             }
         })
         .await?
@@ -1228,16 +1238,8 @@ async fn run(
                     let operation = stop_instance(account, (4 + r) * n + i);
                     let challenge = parts.gate.hold(user, &operation, &actor).await?;
                     let hold = begun.elapsed();
-                    let code = parts.gate.current_code(&challenge).await?.code;
-                    let started = Instant::now();
-                    let verdict = parts
-                        .gate
-                        .confirm(user, Some(&challenge.id), &code, &actor)
-                        .await?;
-                    let confirm = started.elapsed();
-                    let Verdict::Approved(approved) = verdict else {
-                        bail!("the right code was not approved: {verdict:?}");
-                    };
+                    let (confirm, approved) =
+                        confirm_timed(&parts.gate, user, &challenge, &actor).await?;
                     parts
                         .gate
                         .finish(&approved, Execution::Executed(None), &actor)

@@ -84,6 +84,17 @@ async fn concurrent_appends_form_one_intact_chain(backend: Backend) {
 }
 
 /// A counter from the process's metrics (0 before anything counted it).
+/// What every record in the log says (its summary), oldest first.
+async fn summaries(store: &dyn voxgate::store::Store) -> Vec<String> {
+    store
+        .audit_records(None, 0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.summary)
+        .collect()
+}
+
 fn counter(name: &str) -> u64 {
     voxgate::metrics::render()
         .lines()
@@ -146,13 +157,7 @@ async fn appends_at_once_share_sqlite_commits_and_one_given_up_undoes_only_itsel
         "{out}"
     );
     // What each record says is its own: none carries the given-up transactions' summary.
-    let mut summaries: Vec<String> = store
-        .audit_records(None, 0, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.summary)
-        .collect();
+    let mut summaries = summaries(store.as_ref()).await;
     summaries.sort();
     let mut kept: Vec<String> = (0..64)
         .filter(|n| n % 8 != 3)
@@ -205,13 +210,8 @@ async fn callers_that_go_away_mid_commit_do_not_change_what_others_are_told() {
     }
     // One more, so that whatever is still open is committed with it.
     log.append(&entry(99_999, Outcome::Held)).await.unwrap();
-    let present: std::collections::HashSet<String> = store
-        .audit_records(None, 0, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.summary)
-        .collect();
+    let present: std::collections::HashSet<String> =
+        summaries(store.as_ref()).await.into_iter().collect();
     assert!(
         told.iter().any(|(_, ok)| *ok),
         "no commit was told it succeeded"
@@ -227,6 +227,40 @@ async fn callers_that_go_away_mid_commit_do_not_change_what_others_are_told() {
     }
     let (code, out, err) = voxgate(&db, &["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// Replicas or tasks that make one of voxgate's own secrets at once agree on the one that
+/// was stored first: one that finds it already there reads it back, also when the first
+/// one's write is still in the commit it shares with others. (Before, the loser could read
+/// before that commit and fail with "not found".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_made_at_once_agree_on_the_first_one_stored() {
+    use voxgate::store::model::Sealed;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    for round in 0..20 {
+        let name = format!("race-{round}");
+        let tasks: Vec<_> = (0..24u8)
+            .map(|n| {
+                let (store, name) = (store.clone(), name.clone());
+                tokio::spawn(async move {
+                    store
+                        .service_secret_once(&name, &Sealed::from_bytes(vec![n; 8]))
+                        .await
+                })
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for task in tasks {
+            let sealed = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|error| panic!("making secret {name} at once failed: {error}"));
+            kept.push(sealed.as_bytes().to_vec());
+        }
+        kept.dedup();
+        assert_eq!(kept.len(), 1, "{name}: they disagree: {kept:?}");
+    }
 }
 
 on_both_backends!(verify_finds_the_first_tampered_record);

@@ -28,8 +28,8 @@ const EVENT_CHANNEL: &str = "voxgate_events";
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
-    /// One connection for the replay ledger, committing without waiting for the disk
-    /// (see [`SqlStore::connect`]).
+    /// On PostgreSQL one connection for the replay ledger, committing without waiting for
+    /// the disk (see [`SqlStore::connect`]); on SQLite the pool itself.
     ledger: AnyPool,
     /// SQLite's writer, committing the transactions that queue together (see
     /// [`super::group`]); none when connected only to look.
@@ -295,35 +295,28 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| connect_error(&e))?;
-        // The replay ledger writes on its own connection, whose commits do not wait for
-        // the disk (SQLite in WAL mode: synchronous=NORMAL; PostgreSQL:
-        // synchronous_commit=off). Nothing is ever corrupted. SQLite loses ids only to a
-        // power loss or an operating-system crash; PostgreSQL also to a crash (or failover)
-        // of the database server, up to about three wal_writer_delay (600 ms by default) of
-        // recent ids. A replay of those would have to arrive within their 150 s window after
-        // the database is back. Every other write (challenges, the audit log) keeps full
-        // durability.
-        let ledger = AnyPoolOptions::new()
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .max_connections(1)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    match backend {
-                        Backend::Sqlite => {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        }
-                        Backend::Postgres => {
-                            conn.execute("SET synchronous_commit = off").await?;
-                        }
-                    }
-                    Ok(())
+        // PostgreSQL's replay ledger writes on a connection of its own whose commits do not
+        // wait for the disk (synchronous_commit=off): nothing is ever corrupted, but a crash
+        // (or failover) of the database server can lose up to about three wal_writer_delay
+        // (600 ms by default) of recent ids, and a replay of those would have to arrive
+        // within their 150 s window after the database is back. On SQLite the ledger's
+        // packed rows are written by the process's writer with every other write (full
+        // durability; see `super::group`). Every other write keeps full durability.
+        let ledger = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => AnyPoolOptions::new()
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .max_connections(1)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("SET synchronous_commit = off").await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url)
-            .await
-            .map_err(|e| connect_error(&e))?;
+                .connect(&url)
+                .await
+                .map_err(|e| connect_error(&e))?,
+        };
         let events = match backend {
             Backend::Postgres => Some(listen(&url).await.map_err(|e| connect_error(&e))?),
             Backend::Sqlite => None,
@@ -476,17 +469,15 @@ impl Store for SqlStore {
         forget_after: i64,
         packed: &[u8],
     ) -> Result<(), StoreError> {
-        let insert =
+        // With the process's other writes (SQLite's ledger is its only user): a write
+        // beside the writer would wait in SQLite's busy handler, which sleeps in steps of
+        // milliseconds.
+        self.write_one(
             sqlx::query("INSERT INTO seen_request_digests (forget_after, digests) VALUES ($1, $2)")
                 .bind(forget_after)
-                .bind(packed.to_vec());
-        // On SQLite in the group of the process's writes: a write beside the writer would
-        // make one of them wait in SQLite's busy handler, which sleeps in steps of
-        // milliseconds.
-        match self.writer {
-            Some(_) => self.write_one(insert).await?,
-            None => insert.execute(&self.ledger).await?,
-        };
+                .bind(packed.to_vec()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -920,10 +911,20 @@ impl SqlStore {
         if self.writer.is_none() {
             return Ok(query.execute(&self.pool).await?);
         }
-        let mut tx = self.begin_sql().await?;
-        let done = query.execute(tx.conn()).await?;
-        Box::new(tx).commit().await?;
-        Ok(done)
+        let mut tx = Box::new(self.begin_sql().await?);
+        match query.execute(tx.conn()).await {
+            Ok(done) => {
+                tx.commit().await?;
+                Ok(done)
+            }
+            Err(error) => {
+                // Rolled back before the error is returned, with the batch it ran in
+                // committed: a caller that reads next (after a unique violation, the row
+                // that was there first) sees what this statement saw.
+                tx.rollback().await?;
+                Err(error.into())
+            }
+        }
     }
 }
 
