@@ -42,8 +42,8 @@ pub const MAX_ALEXA_BODY_BYTES: usize = 128 * 1024;
 /// Largest companion API body accepted (a pairing code, a deny): 4 KiB.
 const COMPANION_BODY_LIMIT: usize = 4 * 1024;
 
-/// What every handler shares. Built per app, so two apps can run side by side in a test.
-#[derive(Clone)]
+/// What every handler shares (behind one `Arc`: one count to change per request, not one per
+/// field). Built per app, so two apps can run side by side in a test.
 pub(crate) struct AppState {
     pub(crate) verifier: Arc<RequestVerifier>,
     pub(crate) skill: Arc<Skill>,
@@ -51,6 +51,10 @@ pub(crate) struct AppState {
     pub(crate) body_timeout: std::time::Duration,
     /// Requests handled to the end on tasks of their own; a graceful stop waits for them.
     pub(crate) tasks: Running,
+    /// `/alexa` requests in flight (at most `--max-requests`): one beyond the cap is answered
+    /// 503 at once instead of queueing behind the others (Alexa retries elsewhere; a flood
+    /// does not build a backlog).
+    pub(crate) in_flight: tokio::sync::Semaphore,
 }
 
 /// Tasks that must run to the end: each holds a share of the lock while it runs, and
@@ -204,6 +208,7 @@ impl App {
             ),
             body_timeout: settings.http.body_timeout,
             tasks: tasks.clone(),
+            in_flight: tokio::sync::Semaphore::new(settings.http.max_requests),
         };
         let (shutdown, shutdown_seen) = tokio::sync::watch::channel(false);
         let companion = crate::companion::api::router(crate::companion::api::CompanionState {
@@ -216,14 +221,10 @@ impl App {
                 crate::companion::api::MAX_STREAMS,
             )),
         });
-        // Requests beyond the cap are answered 503 at once instead of queueing behind the
-        // ones in flight (Alexa retries elsewhere; a flood does not build a backlog).
-        let alexa = post(alexa_endpoint::handle).layer(
-            tower::ServiceBuilder::new()
-                .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
-                .load_shed()
-                .concurrency_limit(settings.http.max_requests),
-        );
+        // The cap on requests in flight is taken in the handler ([`AppState::in_flight`]):
+        // as tower layers (load shedding over a concurrency limit) it cost every request a
+        // boxed future, made when the route's service is cloned for it.
+        let alexa = post(alexa_endpoint::handle);
         let probes = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
@@ -245,7 +246,7 @@ impl App {
         let mut router = Router::new()
             .route("/alexa", alexa)
             .route("/", get(index))
-            .with_state(state)
+            .with_state(Arc::new(state))
             .merge(probes);
         if metrics_listener.is_none() {
             router = router.route("/metrics", get(metrics));
@@ -411,15 +412,6 @@ pub fn hurried() -> bool {
 pub(crate) async fn until_hurried() {
     let mut hurried = HURRY.subscribe();
     let _ = hurried.wait_for(|hurried| *hurried).await;
-}
-
-/// 503 for a request shed because too many are in flight.
-async fn overloaded(_: tower::BoxError) -> (axum::http::StatusCode, Json<serde_json::Value>) {
-    warn!("shed an /alexa request: too many in flight");
-    (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"error": "busy", "reason": "too-many-requests"})),
-    )
 }
 
 /// `GET /`: what this service is, for whoever opens its address in a browser.

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use time::Duration;
 
 /// `voxgate pair --user NAME --json` against the server's database.
-fn pairing_code(server: &TestServer, user: &str) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+async fn pairing_code(server: &TestServer, user: &str) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    command
         .current_dir(server.db.dir.path())
         .env("VOXGATE_DATABASE_URL", &server.db.url)
         .env("VOXGATE_PUBLIC_URL", &server.base_url)
-        .args(["pair", "--user", user, "--json"])
-        .output()
-        .unwrap();
+        .args(["pair", "--user", user, "--json"]);
+    let out = run_command(command).await;
     assert!(
         out.status.success(),
         "{}",
@@ -31,13 +31,13 @@ fn pairing_code(server: &TestServer, user: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn voxgate(server: &TestServer, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_voxgate"))
+async fn voxgate(server: &TestServer, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    command
         .current_dir(server.db.dir.path())
         .env("VOXGATE_DATABASE_URL", &server.db.url)
-        .args(args)
-        .output()
-        .unwrap()
+        .args(args);
+    run_command(command).await
 }
 
 struct App {
@@ -62,7 +62,7 @@ impl App {
     }
 
     async fn paired(server: &TestServer, user: &str) -> App {
-        let code = pairing_code(server, user)["code"]
+        let code = pairing_code(server, user).await["code"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -115,7 +115,7 @@ impl App {
 on_both_backends!(the_spoken_flow_with_the_code_from_the_companion_api);
 async fn the_spoken_flow_with_the_code_from_the_companion_api(backend: Backend) {
     let s = scene(backend).await;
-    let pairing = pairing_code(&s.server, "alice");
+    let pairing = pairing_code(&s.server, "alice").await;
     assert!(
         pairing["url"]
             .as_str()
@@ -241,7 +241,7 @@ async fn wrong_tokens_get_401_and_other_users_see_nothing() {
 #[tokio::test]
 async fn pairing_codes_work_once_and_expire() {
     let s = scene(Backend::Sqlite).await;
-    let code = pairing_code(&s.server, "alice")["code"]
+    let code = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -266,7 +266,7 @@ async fn pairing_codes_work_once_and_expire() {
         "{body}"
     );
 
-    let late = pairing_code(&s.server, "alice")["code"]
+    let late = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -297,12 +297,14 @@ async fn several_devices_and_revocation() {
     );
 
     let list: Value = serde_json::from_slice(
-        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"]).stdout,
+        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"])
+            .await
+            .stdout,
     )
     .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let first = list[0]["id"].as_str().unwrap().to_owned();
-    let out = voxgate(&s.server, &["device", "revoke", &first]);
+    let out = voxgate(&s.server, &["device", "revoke", &first]).await;
     assert!(out.status.success());
     let revoked = [&phone, &tablet];
     let statuses = futures_util::future::join_all(
@@ -313,10 +315,10 @@ async fn several_devices_and_revocation() {
     .await;
     let codes: Vec<u16> = statuses.iter().map(|(s, _)| *s).collect();
     assert!(codes.contains(&401) && codes.contains(&200), "{codes:?}");
-    let again = voxgate(&s.server, &["device", "revoke", &first]);
+    let again = voxgate(&s.server, &["device", "revoke", &first]).await;
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no active device"));
-    let unknown = voxgate(&s.server, &["pair", "--user", "nobody"]);
+    let unknown = voxgate(&s.server, &["pair", "--user", "nobody"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no user 'nobody'"));
 }
@@ -327,7 +329,7 @@ async fn removing_a_user_revokes_their_devices_and_forgets_them() {
     let phone = App::paired(&s.server, "alice").await;
     let (_, id) = s.hold("StopInstanceIntent", "web-1").await;
     // Not while an operation of theirs waits for its code.
-    let busy = voxgate(&s.server, &["user", "remove", "alice"]);
+    let busy = voxgate(&s.server, &["user", "remove", "alice"]).await;
     assert!(!busy.status.success());
     assert!(String::from_utf8_lossy(&busy.stderr).contains("waiting for a code or running"));
     assert_eq!(phone.get("/api/v1/companion/challenges").await.0, 200);
@@ -336,7 +338,7 @@ async fn removing_a_user_revokes_their_devices_and_forgets_them() {
         .await;
     assert_eq!(status, 200);
 
-    let out = voxgate(&s.server, &["user", "remove", "alice"]);
+    let out = voxgate(&s.server, &["user", "remove", "alice"]).await;
     assert!(
         out.status.success(),
         "{}",
@@ -496,11 +498,16 @@ async fn a_revoked_device_stops_receiving_codes_and_shutdown_ends_streams() {
     read_events(&mut phone_stream, &mut phone_buffer, "challenges").await;
     read_events(&mut tablet_stream, &mut tablet_buffer, "challenges").await;
 
-    let devices: Value =
-        serde_json::from_slice(&voxgate(&s.server, &["device", "list", "--json"]).stdout).unwrap();
+    let devices: Value = serde_json::from_slice(
+        &voxgate(&s.server, &["device", "list", "--json"])
+            .await
+            .stdout,
+    )
+    .unwrap();
     let phone_id = devices[0]["id"].as_str().unwrap().to_owned();
     assert!(
         voxgate(&s.server, &["device", "revoke", &phone_id])
+            .await
             .status
             .success()
     );
@@ -651,7 +658,7 @@ async fn a_deny_racing_the_right_code_is_reported_as_what_happened(backend: Back
 #[tokio::test]
 async fn failed_pairing_attempts_are_limited_per_source_and_in_all() {
     let s = scene(Backend::Sqlite).await;
-    let code = pairing_code(&s.server, "alice")["code"]
+    let code = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -683,7 +690,7 @@ async fn failed_pairing_attempts_are_limited_per_source_and_in_all() {
             "{i}"
         );
     }
-    let fresh = pairing_code(&s.server, "alice")["code"]
+    let fresh = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -703,11 +710,11 @@ async fn failed_pairing_attempts_are_limited_per_source_and_in_all() {
 #[tokio::test]
 async fn a_new_pairing_code_voids_the_older_unused_one() {
     let s = scene(Backend::Sqlite).await;
-    let older = pairing_code(&s.server, "alice")["code"]
+    let older = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
-    let newer = pairing_code(&s.server, "alice")["code"]
+    let newer = pairing_code(&s.server, "alice").await["code"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -740,7 +747,9 @@ async fn pairing_unpairing_and_revocation_are_audited() {
     assert_eq!(status, 200, "{body}");
     let phone_id = body["device_id"].as_str().unwrap().to_owned();
     let list: Value = serde_json::from_slice(
-        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"]).stdout,
+        &voxgate(&s.server, &["device", "list", "--user", "alice", "--json"])
+            .await
+            .stdout,
     )
     .unwrap();
     let tablet_id = list
@@ -752,6 +761,7 @@ async fn pairing_unpairing_and_revocation_are_audited() {
         .unwrap();
     assert!(
         voxgate(&s.server, &["device", "revoke", &tablet_id])
+            .await
             .status
             .success()
     );
@@ -846,26 +856,26 @@ async fn every_kind_of_critical_operation_shows_its_summary_details_and_code() {
 #[tokio::test]
 async fn pair_warns_when_its_link_is_a_loopback_address() {
     let s = scene(Backend::Sqlite).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    command
         .current_dir(s.server.db.dir.path())
         .env("VOXGATE_DATABASE_URL", &s.server.db.url)
         .env("VOXGATE_PUBLIC_URL", "http://127.0.0.1:8080")
-        .args(["pair", "--user", "alice"])
-        .output()
-        .unwrap();
+        .args(["pair", "--user", "alice"]);
+    let out = run_command(command).await;
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("which only this machine can open; set --public-url"),
         "{stderr}"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    command
         .current_dir(s.server.db.dir.path())
         .env("VOXGATE_DATABASE_URL", &s.server.db.url)
         .env("VOXGATE_PUBLIC_URL", "https://voxgate.example.com")
-        .args(["pair", "--user", "alice"])
-        .output()
-        .unwrap();
+        .args(["pair", "--user", "alice"]);
+    let out = run_command(command).await;
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("only this machine"));
 }

@@ -142,12 +142,12 @@ async fn bad_requests_are_refused_or_answered_and_change_nothing() {
     let s = scene(Backend::Sqlite).await;
     let app_token = {
         // A paired device, so the companion endpoints are reached with a real token too.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_voxgate"));
+        command
             .current_dir(s.server.db.dir.path())
             .env("VOXGATE_DATABASE_URL", &s.server.db.url)
-            .args(["pair", "--user", "alice", "--json"])
-            .output()
-            .unwrap();
+            .args(["pair", "--user", "alice", "--json"]);
+        let out = run_command(command).await;
         let code: Value = serde_json::from_slice(&out.stdout).unwrap();
         let (_, paired) = s
             .server

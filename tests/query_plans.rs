@@ -79,14 +79,14 @@ impl<S: tracing::Subscriber> Layer<S> for Statements {
 }
 
 /// `voxgate pair --user NAME --json` against the server's database: the pairing code.
-fn pairing_code(server: &TestServer, user: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+async fn pairing_code(server: &TestServer, user: &str) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+    command
         .current_dir(server.db.dir.path())
         .env("VOXGATE_DATABASE_URL", &server.db.url)
         .env("VOXGATE_PUBLIC_URL", &server.base_url)
-        .args(["pair", "--user", user, "--json"])
-        .output()
-        .unwrap();
+        .args(["pair", "--user", user, "--json"]);
+    let out = run_command(command).await;
     assert!(
         out.status.success(),
         "{}",
@@ -181,7 +181,7 @@ async fn full_scans_of_a_conversation(backend: Backend) -> Vec<String> {
     });
     STATEMENTS.lock().unwrap().clear();
     let s = scene(backend).await;
-    let code = pairing_code(&s.server, "alice");
+    let code = pairing_code(&s.server, "alice").await;
     let http = reqwest::Client::new();
 
     RECORDING.store(true, Ordering::SeqCst);

@@ -455,6 +455,50 @@ async fn a_request_replayed_to_another_replica_is_refused_postgres() {
     replayed_to_another_replica(Backend::Postgres).await;
 }
 
+/// The shared ledger keeps any request id as itself: ids with the characters an array
+/// literal gives meaning to (quotes, backslashes, commas, braces, spaces, `NULL`) are each
+/// one id, new once and a replay after, alone or mixed in a batch with new ones.
+async fn odd_request_ids_are_each_recorded_as_themselves(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = voxgate::store::connect(&db.url).await.unwrap();
+    let odd = [
+        "amzn1.echo-api.request.0",
+        "with \"quotes\"",
+        "back\\slash\\",
+        "comma,separated",
+        "{braces}",
+        "  spaces  ",
+        "NULL",
+        "",
+        "\\\"",
+        "ünïcödé ✓",
+    ];
+    let expiry = 4_000_000_000;
+    let batch: Vec<(String, i64)> = odd.iter().map(|id| ((*id).to_owned(), expiry)).collect();
+    assert_eq!(
+        store.record_request_ids(&batch).await.unwrap(),
+        vec![true; odd.len()],
+        "each id is new once"
+    );
+    assert_eq!(
+        store.record_request_ids(&batch).await.unwrap(),
+        vec![false; odd.len()],
+        "and a replay after"
+    );
+    let mixed = vec![
+        ("comma".to_owned(), expiry),
+        ("comma,separated".to_owned(), expiry),
+        ("with \"quotes".to_owned(), expiry),
+        ("NULL".to_owned(), expiry),
+    ];
+    assert_eq!(
+        store.record_request_ids(&mixed).await.unwrap(),
+        vec![true, false, true, false]
+    );
+}
+
+on_both_backends!(odd_request_ids_are_each_recorded_as_themselves);
+
 #[tokio::test]
 async fn sqlite_is_served_by_one_process() {
     let first = TestServer::start_full(&PKI, Backend::Sqlite, NO_AWS, |_| {}).await;

@@ -2,6 +2,8 @@
 //! skill, return its response. A request that fails verification gets a 400 with a short
 //! reason code and runs nothing.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::State;
@@ -18,10 +20,19 @@ use crate::alexa::verify::SignatureHeaders;
 /// `alexa_request_id` field this fills in once the body is verified: no span of its own,
 /// which would cost every request a second span to make, format and close.
 pub(super) async fn handle(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // Held until the answer is made (also while a request that must run to the end runs).
+    let Ok(_in_flight) = state.in_flight.try_acquire() else {
+        warn!("shed an /alexa request: too many in flight");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "busy", "reason": "too-many-requests"})),
+        )
+            .into_response();
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

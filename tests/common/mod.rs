@@ -165,6 +165,17 @@ pub fn chain_file_name(url: &str) -> String {
     format!("{}.pem", hex::encode(digest))
 }
 
+/// Runs a voxgate command (e.g. the operator CLI) to its end without stopping this test's
+/// runtime: an in-process server on it goes on serving, and finishing the writes it has
+/// begun, as a server in a process of its own would. (Blocking the runtime instead can
+/// leave the server's SQLite write lock held for as long as the command runs.)
+pub async fn run_command(command: std::process::Command) -> std::process::Output {
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap()
+}
+
 /// A voxgate serving on a free loopback port until dropped.
 pub struct TestServer {
     pub base_url: String,

@@ -1,7 +1,8 @@
 // The peer of the load benchmark (scripts/bench-load): the official ASK SDK for Node in its
 // default deployment (one process, express, ask-sdk-express-adapter), answering the Help
-// intent with the same speech as examples/bare_axum.rs. Signature and timestamp
-// verification are off, so it is compared with voxgate with verification off.
+// intent with voxgate's own Help sentence and reprompt (as examples/bare_axum.rs does; the
+// bench passes them in BENCH_HELP and BENCH_REPROMPT, from `bare_axum --speech`). Signature
+// and timestamp verification are off, so it is compared with voxgate with verification off.
 // Usage: node server.js PORT (prints "listening on http://127.0.0.1:PORT").
 'use strict';
 
@@ -9,8 +10,12 @@ const express = require('express');
 const Alexa = require('ask-sdk-core');
 const { ExpressAdapter } = require('ask-sdk-express-adapter');
 
-const HELP = 'I run operations on your AWS account by voice.';
-const REPROMPT = 'What would you like to do?';
+const HELP = process.env.BENCH_HELP;
+const REPROMPT = process.env.BENCH_REPROMPT;
+if (!HELP || !REPROMPT) {
+  console.error('set BENCH_HELP and BENCH_REPROMPT (scripts/bench-load does, from bare_axum --speech)');
+  process.exit(2);
+}
 
 const HelpHandler = {
   canHandle(input) {
