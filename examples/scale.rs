@@ -159,6 +159,14 @@ impl Clock for MovableClock {
     }
 }
 
+/// What the timed steps' tasks share: one `Arc` to clone into each.
+struct Samples {
+    parts: Arc<Parts>,
+    actor: Actor,
+    /// The sample users (each with the account they act on).
+    speakers: Vec<Speaker>,
+}
+
 /// voxgate's parts, as `App::build` makes them.
 struct Parts {
     store: Arc<dyn Store>,
@@ -1087,27 +1095,28 @@ async fn run(
     // 5. Holds and confirms with N pending. The sample users' keys are made first (a hold,
     // denied), as for anyone who has held an operation before.
     println!("5. {samples} holds and {samples} confirms with {n} pending, {concurrency} in flight");
-    let sample_speakers = Arc::new(sample_speakers);
+    let samples_of = Arc::new(Samples {
+        parts: Arc::clone(&parts),
+        actor: actor.clone(),
+        speakers: sample_speakers,
+    });
     let t = Instant::now();
     {
-        let (parts, actor, sample_speakers) = (
-            Arc::clone(&parts),
-            actor.clone(),
-            Arc::clone(&sample_speakers),
-        );
+        let samples_of = Arc::clone(&samples_of);
         in_parallel("sample keys", samples, concurrency, move |i| {
-            let (parts, actor, sample_speakers) = (
-                Arc::clone(&parts),
-                actor.clone(),
-                Arc::clone(&sample_speakers),
-            );
+            let samples_of = Arc::clone(&samples_of);
             async move {
+                let Samples {
+                    parts,
+                    actor,
+                    speakers: sample_speakers,
+                } = &*samples_of;
                 let (user, account) = &sample_speakers[i];
                 let held = parts
                     .gate
-                    .hold(user, &stop_instance(account, n + i), &actor)
+                    .hold(user, &stop_instance(account, n + i), actor)
                     .await?;
-                parts.gate.deny(user, &held.id, &actor).await?;
+                parts.gate.deny(user, &held.id, actor).await?;
                 anyhow::Ok(())
             }
         })
@@ -1116,22 +1125,19 @@ async fn run(
     let keys_time = t.elapsed();
     let t = Instant::now();
     let held = {
-        let (parts, actor, sample_speakers) = (
-            Arc::clone(&parts),
-            actor.clone(),
-            Arc::clone(&sample_speakers),
-        );
+        let samples_of = Arc::clone(&samples_of);
         in_parallel("measured holds", samples, concurrency, move |i| {
-            let (parts, actor, sample_speakers) = (
-                Arc::clone(&parts),
-                actor.clone(),
-                Arc::clone(&sample_speakers),
-            );
+            let samples_of = Arc::clone(&samples_of);
             async move {
+                let Samples {
+                    parts,
+                    actor,
+                    speakers: sample_speakers,
+                } = &*samples_of;
                 let (user, account) = &sample_speakers[i];
                 let operation = stop_instance(account, 2 * n + i);
                 let started = Instant::now();
-                let challenge = parts.gate.hold(user, &operation, &actor).await?;
+                let challenge = parts.gate.hold(user, &operation, actor).await?;
                 let spent = started.elapsed();
                 anyhow::Ok((spent, user.clone(), challenge))
             }
@@ -1221,28 +1227,25 @@ async fn run(
     for (r, &rate) in args.rates.iter().enumerate() {
         let t = Instant::now();
         let timed = {
-            let (parts, actor, sample_speakers) = (
-                Arc::clone(&parts),
-                actor.clone(),
-                Arc::clone(&sample_speakers),
-            );
+            let samples_of = Arc::clone(&samples_of);
             at_rate(samples, rate, move |i| {
-                let (parts, actor, sample_speakers) = (
-                    Arc::clone(&parts),
-                    actor.clone(),
-                    Arc::clone(&sample_speakers),
-                );
+                let samples_of = Arc::clone(&samples_of);
                 async move {
+                    let Samples {
+                        parts,
+                        actor,
+                        speakers: sample_speakers,
+                    } = &*samples_of;
                     let begun = Instant::now();
                     let (user, account) = &sample_speakers[i];
                     let operation = stop_instance(account, (4 + r) * n + i);
-                    let challenge = parts.gate.hold(user, &operation, &actor).await?;
+                    let challenge = parts.gate.hold(user, &operation, actor).await?;
                     let hold = begun.elapsed();
                     let (confirm, approved) =
-                        confirm_timed(&parts.gate, user, &challenge, &actor).await?;
+                        confirm_timed(&parts.gate, user, &challenge, actor).await?;
                     parts
                         .gate
-                        .finish(&approved, Execution::Executed(None), &actor)
+                        .finish(&approved, Execution::Executed(None), actor)
                         .await?;
                     anyhow::Ok((hold, confirm))
                 }
